@@ -130,8 +130,12 @@ def _chip_tessellation(side: int, diameter: float, rng: np.random.Generator) -> 
     )
 
     coarse = max(math.ceil(2 * side / diameter), 2)
-    shift_x = cv2.resize(rng.standard_normal((coarse, coarse)).astype(np.float32), (side, side), interpolation=cv2.INTER_CUBIC)
-    shift_y = cv2.resize(rng.standard_normal((coarse, coarse)).astype(np.float32), (side, side), interpolation=cv2.INTER_CUBIC)
+    shift_x = cv2.resize(
+        rng.standard_normal((coarse, coarse)).astype(np.float32), (side, side), interpolation=cv2.INTER_CUBIC
+    )
+    shift_y = cv2.resize(
+        rng.standard_normal((coarse, coarse)).astype(np.float32), (side, side), interpolation=cv2.INTER_CUBIC
+    )
     axis = np.arange(side, dtype=np.float32)
     map_x = np.clip(axis[None, :] + EDGE_ROUGHNESS * diameter * shift_x, 0, side - 1)
     map_y = np.clip(axis[:, None] + EDGE_ROUGHNESS * diameter * shift_y, 0, side - 1)

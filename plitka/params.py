@@ -212,7 +212,9 @@ def _load(raw: str | dict[str, Any], problems: list[Problem]) -> dict[str, Any] 
 def _decode(raw: Any, name: str, problems: list[Problem]) -> dict[str, Any] | None:
     if isinstance(raw, str):
         if not raw.strip():
-            problems.append(Problem(name, "is empty.", f"send a JSON object such as {{\"colors\": [{EXAMPLE_COLOR}]}}."))
+            problems.append(
+                Problem(name, "is empty.", f'send a JSON object such as {{"colors": [{EXAMPLE_COLOR}]}}.')
+            )
             return None
         try:
             raw = json.loads(raw)
@@ -233,7 +235,9 @@ def _decode(raw: Any, name: str, problems: list[Problem]) -> dict[str, Any] | No
     return raw
 
 
-def _reject_unknown_keys(data: dict[str, Any], allowed: tuple[str, ...], prefix: str, problems: list[Problem]):
+def _reject_unknown_keys(
+    data: dict[str, Any], allowed: tuple[str, ...], prefix: str, problems: list[Problem]
+):
     for key in data:
         if key in allowed:
             continue
@@ -252,7 +256,9 @@ def _parse_colors(value: Any, problems: list[Problem]) -> tuple[list[ColorReques
         return [], ""
     if not isinstance(value, list):
         problems.append(
-            Problem("colors", f"must be a list, got {_type_name(value)}.", f"send a list like [{EXAMPLE_COLOR}].")
+            Problem(
+                "colors", f"must be a list, got {_type_name(value)}.", f"send a list like [{EXAMPLE_COLOR}]."
+            )
         )
         return [], ""
     if not value:
@@ -262,7 +268,8 @@ def _parse_colors(value: Any, problems: list[Problem]) -> tuple[list[ColorReques
         problems.append(
             Problem(
                 "colors",
-                f"has {len(value)} colours; at most {MAX_COLORS} are supported (the model was trained on up to 4).",
+                f"has {len(value)} colours; at most {MAX_COLORS} are supported "
+                "(the model was trained on up to 4).",
                 "merge or drop colours so that at most 4 remain.",
             )
         )
@@ -290,17 +297,29 @@ def _parse_color_entry(
     where = f"colors[{index}]"
     unresolved: tuple[str | None, str, str] = (None, "", "")
     if not isinstance(entry, dict):
-        problems.append(Problem(where, f"must be an object, got {_type_name(entry)}.", f"write it as {EXAMPLE_COLOR}."))
+        problems.append(
+            Problem(where, f"must be an object, got {_type_name(entry)}.", f"write it as {EXAMPLE_COLOR}.")
+        )
         return "", unresolved, None
     _reject_unknown_keys(entry, COLOR_KEYS, f"{where}.", problems)
 
     color_keys = [k for k in ("name", "hex", "color") if k in entry]
     resolved, label = unresolved, ""
     if not color_keys:
-        problems.append(Problem(where, 'has no colour.', 'give exactly one of "name" (e.g. "black") or "hex" (e.g. "#323232").'))
+        problems.append(
+            Problem(
+                where,
+                "has no colour.",
+                'give exactly one of "name" (e.g. "black") or "hex" (e.g. "#323232").',
+            )
+        )
     elif len(color_keys) > 1:
         problems.append(
-            Problem(where, f"has {' and '.join(repr(k) for k in color_keys)}.", 'give exactly one of "name" or "hex".')
+            Problem(
+                where,
+                f"has {' and '.join(repr(k) for k in color_keys)}.",
+                'give exactly one of "name" or "hex".',
+            )
         )
     else:
         key = color_keys[0]
@@ -313,7 +332,9 @@ def _parse_color_entry(
     proportion_keys = [k for k in ("proportion", "percentage") if k in entry]
     proportion = None
     if not proportion_keys:
-        problems.append(Problem(where, "has no proportion.", 'add "proportion", e.g. 60 (percent) or 0.6 (fraction).'))
+        problems.append(
+            Problem(where, "has no proportion.", 'add "proportion", e.g. 60 (percent) or 0.6 (fraction).')
+        )
     elif len(proportion_keys) > 1:
         problems.append(Problem(where, 'has both "proportion" and "percentage".', 'give only "proportion".'))
     else:
@@ -324,22 +345,40 @@ def _parse_color_entry(
 
 def _resolve_color(where: str, key: str, raw: Any, problems: list[Problem]) -> tuple[str | None, str, str]:
     if not isinstance(raw, str) or not raw.strip():
-        problems.append(Problem(where, f"must be a non-empty string, got {_show(raw)}.", 'write e.g. "black" or "#323232".'))
+        problems.append(
+            Problem(
+                where, f"must be a non-empty string, got {_show(raw)}.", 'write e.g. "black" or "#323232".'
+            )
+        )
         return None, "", ""
     text = raw.strip()
     if key == "hex":
         if not HEX_PATTERN.match(text):
-            problems.append(Problem(where, f"{_show(raw)} is not a #RRGGBB colour.", 'write six hex digits after "#", e.g. "#C2473C".'))
+            problems.append(
+                Problem(
+                    where,
+                    f"{_show(raw)} is not a #RRGGBB colour.",
+                    'write six hex digits after "#", e.g. "#C2473C".',
+                )
+            )
             return None, "", ""
         hex_value = text.upper()
         return None, nearest_palette_color(hex_to_rgb(hex_value)).name_en, hex_value
     if text.startswith("#"):
-        problems.append(Problem(where, f"{_show(raw)} is a hex code, not a colour name.", f'send it as {{"hex": "{text}"}}.'))
+        problems.append(
+            Problem(
+                where, f"{_show(raw)} is a hex code, not a colour name.", f'send it as {{"hex": "{text}"}}.'
+            )
+        )
         return None, "", ""
     color = find_color(text)
     if color is None:
         suggestions = suggest_names(text)
-        fix = f"did you mean {', '.join(suggestions)}?" if suggestions else "use a code, English or Russian name from docs/colors.md."
+        fix = (
+            f"did you mean {', '.join(suggestions)}?"
+            if suggestions
+            else "use a code, English or Russian name from docs/colors.md."
+        )
         problems.append(Problem(where, f"{_show(raw)} is not a colour of the product line.", fix))
         return None, "", ""
     return color.code, color.name_en, color.hex
@@ -381,10 +420,18 @@ def _proportion_unit(proportions: list[float], problems: list[Problem]) -> tuple
 
 def _positive_number(value: Any, where: str, problems: list[Problem]) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        problems.append(Problem(where, f"must be a number, got {_show(value)}.", "send a number such as 60 or 0.6."))
+        problems.append(
+            Problem(where, f"must be a number, got {_show(value)}.", "send a number such as 60 or 0.6.")
+        )
         return None
     if not math.isfinite(value) or value <= 0:
-        problems.append(Problem(where, f"must be a finite number > 0, got {_show(value)}.", "leave out colours you do not want; others need a positive share."))
+        problems.append(
+            Problem(
+                where,
+                f"must be a finite number > 0, got {_show(value)}.",
+                "leave out colours you do not want; others need a positive share.",
+            )
+        )
         return None
     return float(value)
 
@@ -393,28 +440,49 @@ def _parse_angle(value: Any, problems: list[Problem]) -> float:
     if value is None:
         return 0.0
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        problems.append(Problem("angle", f"must be a finite number of degrees, got {_show(value)}.", "send e.g. 45 or -30."))
+        problems.append(
+            Problem(
+                "angle", f"must be a finite number of degrees, got {_show(value)}.", "send e.g. 45 or -30."
+            )
+        )
         return 0.0
     angle = float(value) % 360.0
     return 0.0 if angle in (360.0, -0.0) else angle
 
 
-def _parse_choice(value: Any, where: str, choices: tuple[str, ...], default: str, problems: list[Problem]) -> str:
+def _parse_choice(
+    value: Any, where: str, choices: tuple[str, ...], default: str, problems: list[Problem]
+) -> str:
     if value is None:
         return default
     if isinstance(value, str) and value.strip().lower() in choices:
         return value.strip().lower()
-    problems.append(Problem(where, f"{_show(value)} is not one of {', '.join(choices)}.", f'use one of them, e.g. "{default}".'))
+    problems.append(
+        Problem(
+            where,
+            f"{_show(value)} is not one of {', '.join(choices)}.",
+            f'use one of them, e.g. "{default}".',
+        )
+    )
     return default
 
 
 def _parse_seed(value: Any, problems: list[Problem]) -> tuple[int, str]:
     if value is None or (not isinstance(value, bool) and isinstance(value, int | float) and value == -1):
         return secrets.randbelow(MAX_SEED + 1), "random"
-    integral = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value == int(value)
+    integral = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value == int(value)
+    )
     if not integral or not 0 <= value <= MAX_SEED:
         problems.append(
-            Problem("seed", f"must be an integer 0…{MAX_SEED} or -1 for random, got {_show(value)}.", "send e.g. 42, or leave it out for a random seed.")
+            Problem(
+                "seed",
+                f"must be an integer 0…{MAX_SEED} or -1 for random, got {_show(value)}.",
+                "send e.g. 42, or leave it out for a random seed.",
+            )
         )
         return 0, "request"
     return int(value), "request"
@@ -446,7 +514,13 @@ def _parse_overrides(value: Any, problems: list[Problem]) -> Overrides:
     if value is None:
         return Overrides()
     if not isinstance(value, dict):
-        problems.append(Problem("overrides", f"must be an object, got {_type_name(value)}.", 'send e.g. {"guidance_scale": 7}.'))
+        problems.append(
+            Problem(
+                "overrides",
+                f"must be an object, got {_type_name(value)}.",
+                'send e.g. {"guidance_scale": 7}.',
+            )
+        )
         return Overrides()
     _reject_unknown_keys(value, tuple(OVERRIDE_RULES), "overrides.", problems)
     parsed: dict[str, Any] = {}
@@ -455,9 +529,19 @@ def _parse_overrides(value: Any, problems: list[Problem]) -> Overrides:
             parsed[key] = _check_override(key, rule, value[key], problems)
     controlnet, use = parsed.get("controlnet"), parsed.get("use_controlnet")
     if use is True and controlnet == "none":
-        problems.append(Problem("overrides.controlnet", '"none" contradicts use_controlnet = true.', "drop one of the two."))
+        problems.append(
+            Problem(
+                "overrides.controlnet", '"none" contradicts use_controlnet = true.', "drop one of the two."
+            )
+        )
     if use is False and controlnet not in (None, "none"):
-        problems.append(Problem("overrides.controlnet", f'"{controlnet}" contradicts use_controlnet = false.', "drop one of the two."))
+        problems.append(
+            Problem(
+                "overrides.controlnet",
+                f'"{controlnet}" contradicts use_controlnet = false.',
+                "drop one of the two.",
+            )
+        )
     return Overrides(**{k: v for k, v in parsed.items() if v is not None})
 
 
@@ -466,7 +550,11 @@ def _check_override(key: str, rule: _Rule, value: Any, problems: list[Problem]) 
     if rule.kind == "bool":
         if isinstance(value, bool):
             return value
-        problems.append(Problem(where, f"must be true or false, got {_show(value)}.", "send a JSON boolean without quotes."))
+        problems.append(
+            Problem(
+                where, f"must be true or false, got {_show(value)}.", "send a JSON boolean without quotes."
+            )
+        )
         return None
     if rule.kind == "choice":
         return _parse_choice(value, where, CONTROLNET_KINDS, "canny", problems)
@@ -475,21 +563,37 @@ def _check_override(key: str, rule: _Rule, value: Any, problems: list[Problem]) 
             problems.append(Problem(where, f"must be a string, got {_type_name(value)}.", "send text."))
             return None
         if len(value) > rule.high:
-            problems.append(Problem(where, f"is {len(value)} characters long; the limit is {rule.high:g}.", "shorten it."))
+            problems.append(
+                Problem(where, f"is {len(value)} characters long; the limit is {rule.high:g}.", "shorten it.")
+            )
             return None
         return value
     numeric = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
     integral = numeric and value == int(value)
     wanted = "an integer" if rule.kind in ("int", "size") else "a number"
     if not numeric or (rule.kind in ("int", "size") and not integral):
-        problems.append(Problem(where, f"must be {wanted} in {rule.low:g}–{rule.high:g}, got {_show(value)}.", f"send {wanted} in {rule.low:g}–{rule.high:g}."))
+        problems.append(
+            Problem(
+                where,
+                f"must be {wanted} in {rule.low:g}–{rule.high:g}, got {_show(value)}.",
+                f"send {wanted} in {rule.low:g}–{rule.high:g}.",
+            )
+        )
         return None
     if not rule.low <= value <= rule.high:
-        problems.append(Problem(where, f"{value:g} is outside {rule.low:g}–{rule.high:g}.", f"send a value in {rule.low:g}–{rule.high:g}."))
+        problems.append(
+            Problem(
+                where,
+                f"{value:g} is outside {rule.low:g}–{rule.high:g}.",
+                f"send a value in {rule.low:g}–{rule.high:g}.",
+            )
+        )
         return None
     if rule.kind == "size" and int(value) % 64:
         lower = int(value) // 64 * 64
-        problems.append(Problem(where, f"{value:g} is not a multiple of 64.", f"use {lower} or {lower + 64}."))
+        problems.append(
+            Problem(where, f"{value:g} is not a multiple of 64.", f"use {lower} or {lower + 64}.")
+        )
         return None
     return int(value) if rule.kind in ("int", "size") else float(value)
 

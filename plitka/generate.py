@@ -1,0 +1,172 @@
+"""One request end to end: colour map -> render -> measured report -> files (DESIGN §4, step 5).
+
+Output files, always in this order (the Replicate web UI shows the first one large):
+`tile.png` (final image), `preview.png` (512 px), `colormap.png` (the very map used),
+`control.png` (only when a ControlNet ran), `legend.png`, `report.json` (always last).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from plitka import __version__
+from plitka.colormap import ColorMap, render_colormap
+from plitka.legend import render_legend
+from plitka.measure import measure
+from plitka.params import Request
+from plitka.prompts import build_negative_prompt, build_prompt, caption_colors
+from plitka.shading import shade_granules
+
+PREVIEW_SIZE = 512
+REPORT_NAME = "report.json"
+
+
+class Renderer(Protocol):
+    """What renders a diffusion quality (`preview`/`standard`/`high`): the SDXL pipeline manager."""
+
+    def render(
+        self,
+        request: Request,
+        init_image: Image.Image,
+        prompt: str,
+        negative_prompt: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Any: ...
+
+
+@dataclass
+class GenerationResult:
+    """The files of one prediction, in output order, and the report written to `report.json`."""
+
+    files: list[Path]
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def generate(
+    request: Request,
+    out_dir: Path,
+    renderer: Renderer | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> GenerationResult:
+    """Render `request` into `out_dir`; raises instead of substituting anything on failure."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    colormap = render_colormap(
+        colors=[c.rgb for c in request.colors],
+        fractions=[c.fraction for c in request.colors],
+        width=request.width,
+        height=request.height,
+        angle=request.angle,
+        granule_size=request.granule_size,
+        seed=request.seed,
+    )
+    timings["colormap"] = time.perf_counter() - started
+    prompt, negative_prompt = build_prompt(request), build_negative_prompt(request)
+
+    render_started = time.perf_counter()
+    if request.quality == "draft":
+        final = shade_granules(colormap, request.seed)
+        render_info: dict[str, Any] = {"pipeline": "draft", "controlnet": None, "weights": None}
+        control_image = None
+    else:
+        if renderer is None:
+            raise RuntimeError(
+                f'quality "{request.quality}" needs the SDXL pipelines, but no renderer is configured'
+            )
+        rendered = renderer.render(request, colormap.image(), prompt, negative_prompt, progress)
+        final = np.asarray(rendered.image.convert("RGB"))
+        control_image = rendered.control_image
+        render_info = {"pipeline": rendered.pipeline, "controlnet": rendered.controlnet, **rendered.info}
+    timings["render"] = time.perf_counter() - render_started
+
+    measure_started = time.perf_counter()
+    measured = {
+        "colormap": _measure(colormap.rgb, colormap, request).to_dict(),
+        "final": _measure(final, colormap, request).to_dict(),
+    }
+    timings["measure"] = time.perf_counter() - measure_started
+
+    files = _write_images(out_dir, final, colormap, control_image, request)
+    timings["total"] = time.perf_counter() - started
+    report = {
+        "plitka_version": __version__,
+        "request": request.to_dict(),
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "seed": request.seed,
+        **render_info,
+        "outputs": [p.name for p in files] + [REPORT_NAME],
+        "measured": measured,
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "warnings": _warnings(request),
+    }
+    report_path = out_dir / REPORT_NAME
+    report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return GenerationResult(files=[*files, report_path], report=report)
+
+
+def _measure(image: np.ndarray, colormap: ColorMap, request: Request):
+    return measure(image, colormap.tile_mask, colormap.colors, [c.fraction for c in request.colors])
+
+
+def _write_images(
+    out_dir: Path,
+    final: np.ndarray,
+    colormap: ColorMap,
+    control_image: Image.Image | None,
+    request: Request,
+) -> list[Path]:
+    final_image = Image.fromarray(final, mode="RGB")
+    preview = final_image.copy()
+    preview.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
+    images: list[tuple[str, Image.Image]] = [
+        ("tile.png", final_image),
+        ("preview.png", preview),
+        ("colormap.png", colormap.image()),
+    ]
+    if control_image is not None:
+        images.append(("control.png", control_image))
+    images.append(("legend.png", render_legend(request)))
+    paths = []
+    for name, image in images:
+        path = out_dir / name
+        image.save(path, format="PNG")
+        paths.append(path)
+    return paths
+
+
+def _warnings(request: Request) -> list[str]:
+    """What the caller should know about how the request was interpreted (never silent)."""
+    warnings = []
+    for index, color in enumerate(request.colors):
+        if color.custom:
+            warnings.append(
+                f"colors[{index}] {color.hex} is a custom colour: the prompt calls it "
+                f'"{color.name_en}" (nearest product colour); the colour map and the measurement '
+                f"use {color.hex}."
+            )
+    names = [c.name_en for c in request.colors]
+    caption = caption_colors(request.colors)
+    if len(caption) < len(names):
+        warnings.append(
+            "Colours with the same prompt name were merged in the prompt: "
+            + ", ".join(f"{p}% {n}" for n, p in caption)
+            + "."
+        )
+    if request.seed_source == "random":
+        warnings.append(
+            f"No seed was given; seed {request.seed} was drawn at random. Send it to repeat this image."
+        )
+    return warnings

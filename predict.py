@@ -1,0 +1,89 @@
+"""Cog runner for Plitka Pro: inputs, setup() and run(); the work happens in `plitka/`.
+
+`params_json` carries the full request contract (docs/params_json.md); the other inputs are
+the Replicate web form's typed fields. Choices are literal lists here because Cog's schema
+generator resolves only literals.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path as SystemPath
+
+from cog import BaseRunner, Input, Path
+
+from plitka.form import request_from_inputs
+from plitka.generate import generate
+from plitka.progress import print_progress
+
+COLOR_CHOICES = [
+    "", "beige", "white-green", "white", "turquoise", "sky blue", "yellow", "pearl", "grass green",
+    "green apple", "emerald", "brown", "red", "salmon", "orange", "sand", "pink", "lime green",
+    "light green", "light gray", "gray", "blue", "lilac", "dark green", "dark gray", "dark blue",
+    "terracotta", "violet", "khaki", "black",
+]  # fmt: skip
+COLOR_HELP = "Palette colour of slot {n} (leave empty to skip)."
+SHARE_HELP = "Share of color_{n} in percent (all shares sum to 100), or 0 to skip."
+
+
+class Predictor(BaseRunner):
+    def setup(self) -> None:
+        """Loads nothing heavy: diffusion pipelines load on the first request that needs them."""
+        self.renderer = None
+
+    def run(
+        self,
+        params_json: str = Input(
+            default="",
+            description='Full request as JSON, e.g. {"colors": [{"name": "black", "proportion": 60}, '
+            '{"name": "white", "proportion": 40}], "angle": 45}. When set, leave the other fields at '
+            "their defaults. See docs/params_json.md.",
+        ),
+        color_1: str = Input(default="", choices=COLOR_CHOICES, description=COLOR_HELP.format(n=1)),
+        proportion_1: float = Input(default=0.0, ge=0, le=100, description=SHARE_HELP.format(n=1)),
+        color_2: str = Input(default="", choices=COLOR_CHOICES, description=COLOR_HELP.format(n=2)),
+        proportion_2: float = Input(default=0.0, ge=0, le=100, description=SHARE_HELP.format(n=2)),
+        color_3: str = Input(default="", choices=COLOR_CHOICES, description=COLOR_HELP.format(n=3)),
+        proportion_3: float = Input(default=0.0, ge=0, le=100, description=SHARE_HELP.format(n=3)),
+        color_4: str = Input(default="", choices=COLOR_CHOICES, description=COLOR_HELP.format(n=4)),
+        proportion_4: float = Input(default=0.0, ge=0, le=100, description=SHARE_HELP.format(n=4)),
+        angle: float = Input(
+            default=0.0, description="Tile rotation in degrees (any value; taken modulo 360)."
+        ),
+        quality: str = Input(
+            default="standard",
+            choices=["draft", "preview", "standard", "high"],
+            description="draft = colour map only (instant); preview = 512², 20 steps; "
+            "standard = 1024², 30 steps; high = 1024², 45 steps.",
+        ),
+        seed: int = Input(default=-1, ge=-1, le=4294967295, description="Seed; -1 = random (reported)."),
+        granule_size: str = Input(
+            default="medium", choices=["small", "medium", "large"], description="Size of the rubber granules."
+        ),
+        controlnet: str = Input(
+            default="auto",
+            choices=["auto", "canny", "hed", "lineart", "off"],
+            description="auto = chosen by angle (docs/controlnet.md); off = never.",
+        ),
+        color_lock: float = Input(
+            default=1.0, ge=0, le=1, description="1 = exact requested shares; 0 = the model's own colours."
+        ),
+    ) -> list[Path]:
+        """Render the tile; returns tile, preview, colour map, [control], legend, report.json."""
+        request = request_from_inputs(
+            params_json,
+            {
+                "color_1": color_1, "proportion_1": proportion_1,
+                "color_2": color_2, "proportion_2": proportion_2,
+                "color_3": color_3, "proportion_3": proportion_3,
+                "color_4": color_4, "proportion_4": proportion_4,
+                "angle": angle, "quality": quality, "seed": seed, "granule_size": granule_size,
+                "controlnet": controlnet, "color_lock": color_lock,
+            },
+        )  # fmt: skip
+        print(
+            f"Plitka Pro: {request.quality} {request.width}x{request.height}, seed {request.seed}", flush=True
+        )
+        out_dir = SystemPath(tempfile.mkdtemp(prefix="plitka-"))
+        result = generate(request, out_dir, renderer=self.renderer, progress=print_progress)
+        return [Path(p) for p in result.files]
