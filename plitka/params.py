@@ -21,6 +21,10 @@ QUALITIES = ("draft", "preview", "standard", "high")
 GRANULE_SIZES = ("small", "medium", "large")
 CONTROLNET_KINDS = ("canny", "hed", "lineart", "none")
 DEFAULT_GUIDANCE_SCALE = 7.0
+FRACTION_TOLERANCE = 0.01
+PERCENT_TOLERANCE = 0.5
+# Tolerances are inclusive; the slack keeps 0.5 + 0.5 + 0.01 (= 1.0100000000000000089) inside.
+FLOAT_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -404,9 +408,9 @@ def _reject_duplicates(entries: list, problems: list[Problem]) -> None:
 def _proportion_unit(proportions: list[float], problems: list[Problem]) -> tuple[str | None, float]:
     """Decide fractions vs percent from the sum of the whole request, never per item."""
     total = math.fsum(proportions)
-    if abs(total - 1) <= 0.01:
+    if abs(total - 1) <= FRACTION_TOLERANCE + FLOAT_SLACK:
         return "fraction", total
-    if abs(total - 100) <= 0.5:
+    if abs(total - 100) <= PERCENT_TOLERANCE + FLOAT_SLACK:
         return "percent", total
     problems.append(
         Problem(
