@@ -198,14 +198,29 @@ def measure(
 ) -> Measurement:
     """Shares, share errors and per-colour ΔE of `image` against the requested colours and targets."""
     _check_inputs(image, tile_mask)
+    return measure_planes(lab_planes(image), tile_mask, colors_rgb, targets)[0]
+
+
+def measure_planes(
+    planes: np.ndarray,
+    tile_mask: np.ndarray,
+    colors_rgb: Sequence[tuple[int, int, int]],
+    targets: Sequence[float],
+) -> tuple[Measurement, np.ndarray]:
+    """`measure` on an image already converted by `lab_planes`, plus its (H, W) class map (-1 outside).
+
+    For callers that need the Lab planes and the classification anyway (the colour lock), so the
+    image is converted and classified once.
+    """
     target_array = np.asarray(targets, dtype=np.float64)
     if target_array.shape != (len(colors_rgb),):
         raise ValueError(f"{len(colors_rgb)} colours but {target_array.shape[0]} targets")
     if abs(target_array.sum() - 1.0) > 1e-6 or (target_array < 0).any():
         raise ValueError(f"targets must be fractions summing to 1, got {target_array.tolist()}")
     colors_lab = colors_to_lab(colors_rgb)
-    planes = lab_planes(image)
-    indices = nearest_color(planes, colors_lab)[tile_mask]
+    classes = nearest_color(planes, colors_lab)
+    classes[~tile_mask] = -1
+    indices = classes[tile_mask]
     counts = np.bincount(indices, minlength=len(colors_rgb))
     sums = np.stack(
         [np.bincount(indices, weights=planes[c][tile_mask], minlength=len(colors_rgb)) for c in range(3)],
@@ -214,10 +229,11 @@ def measure(
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / counts[:, None]
     delta_e = np.where(counts > 0, delta_e76(means, colors_lab), np.nan)
-    return Measurement(
+    measurement = Measurement(
         colors_rgb=tuple(tuple(int(v) for v in rgb) for rgb in colors_rgb),
         targets=target_array,
         shares=counts / counts.sum(),
         delta_e=delta_e,
         mask_pixels=int(counts.sum()),
     )
+    return measurement, classes

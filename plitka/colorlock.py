@@ -1,0 +1,367 @@
+"""Colour lock (DESIGN §4, step 4): exact measured shares, the rendered texture kept.
+
+A diffusion model does not promise proportions or shades: a "60 % black / 40 % white" request can
+come back 77/23, a grass green can come back grey. The lock re-colours the tile so that the
+measured proportion (`plitka.measure`, DESIGN §4) of every requested colour equals its target, in
+two steps (the reasoning and the measurements behind each choice are in docs/color_lock.md):
+
+1. **Assignment** — which requested colour every tile pixel becomes, with exact pixel counts.
+   `"render"` (default) starts from the render's own segmentation (each pixel's nearest requested
+   colour, i.e. what the measurement sees) and changes only as many pixels as the targets require,
+   taking them as whole pieces where the render disagrees with the colour map: a granule the model
+   painted in the wrong colour is given back its planned colour as a whole. `"map"` uses the colour
+   map's labels as they are.
+2. **Re-colouring** — every pixel gets its colour's palette albedo times the illumination the model
+   rendered there: the ratio of the pixel's `L*+16` (the cube root of luminance) to the local mean
+   of the piece it belongs to. Shading multiplies reflected light, so this keeps highlights,
+   granule edges and depth while the mean colour of each piece becomes exactly the palette colour.
+   Each pixel's deviation is then limited to its colour's ΔE76 Voronoi cell, so that the
+   measurement classifies it back to its colour: close colours stay distinguishable.
+
+The background (outside the tile mask) is never written. Everything is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from plitka.colormap import exact_counts
+from plitka.measure import Measurement, colors_to_lab, lab_planes, measure, measure_planes, nearest_color
+from plitka.palette import rgb_to_hex
+
+ASSIGNMENTS = ("render", "map")
+# Share error (pp) / per-colour ΔE of the unlocked render above which the report warns.
+FAR_SHARE_PP = 5.0
+FAR_DELTA_E = 10.0
+# Fraction of the way to a Voronoi cell boundary a pixel may go (room for uint8 rounding).
+CELL_MARGIN = 0.85
+RETRIES = 6
+# Local-mean window and texture-score high-pass, in pixels of a 1024 px frame.
+LOCAL_MEAN_SIZE = 32.0
+TEXTURE_SIGMA = 1.5
+REFERENCE_SIZE = 1024
+
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+_RGB_FROM_XYZ = np.linalg.inv(
+    np.array(
+        [
+            [0.4124564, 0.3575761, 0.1804375],
+            [0.2126729, 0.7151522, 0.0721750],
+            [0.0193339, 0.1191920, 0.9503041],
+        ],
+        dtype=np.float64,
+    )
+).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LockResult:
+    """The locked image and what the lock did, for the report."""
+
+    image: np.ndarray
+    before: Measurement
+    after: Measurement
+    texture_score: float
+    strength: float
+    assignment: str
+    changed_fraction: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """`measured` section of the report: before/after shares and ΔE, texture score, warnings."""
+        return {
+            "color_lock": self.strength,
+            "assignment": self.assignment,
+            "before_lock": self.before.to_dict(),
+            "after_lock": self.after.to_dict(),
+            "texture_score": round(self.texture_score, 3),
+            "changed_colour_percent": round(self.changed_fraction * 100, 2),
+            "warnings": list(self.warnings),
+        }
+
+
+def lock_colors(
+    image: np.ndarray,
+    tile_mask: np.ndarray,
+    labels: np.ndarray,
+    colors_rgb: Sequence[tuple[int, int, int]],
+    targets: Sequence[float],
+    strength: float = 1.0,
+    assignment: str = "render",
+) -> LockResult:
+    """Re-colour the tile of `image` so that measured shares equal `targets` (at strength 1).
+
+    `labels` is the colour map's label image (index of the requested colour, -1 = background):
+    the plan of where each colour goes. `strength` blends the unlocked (0) and locked (1) image.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be within 0–1, got {strength}")
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {assignment!r}")
+    if labels.shape != tile_mask.shape:
+        raise ValueError(f"labels {labels.shape} and tile_mask {tile_mask.shape} differ in shape")
+    colors = [tuple(int(v) for v in rgb) for rgb in colors_rgb]
+    inside = labels[tile_mask]
+    if inside.min() < 0 or inside.max() >= len(colors):
+        raise ValueError("labels inside the tile must index the requested colours")
+
+    planes = lab_planes(image)
+    before, rendered = measure_planes(planes, tile_mask, colors, targets)
+    warnings = _render_warnings(before)
+    if strength == 0.0:
+        return LockResult(image.copy(), before, before, 1.0, strength, assignment, 0.0, warnings)
+
+    colors_lab = colors_to_lab(colors)
+    target_counts = exact_counts(targets, int(tile_mask.sum()))
+    start = rendered if assignment == "render" else labels.astype(np.int64)
+    assigned, unplanned = assign_colors(start, rendered, labels, tile_mask, target_counts, planes, colors_lab)
+    if unplanned:
+        warnings.append(
+            f"The colour map's labels do not match the targets: {unplanned} pixels were re-assigned "
+            "to the nearest under-represented colour instead of along the map."
+        )
+    locked = recolor(image, planes, tile_mask, assigned, rendered, colors_lab)
+
+    if strength < 1.0:
+        blended = image.astype(np.float32) + strength * (locked.astype(np.float32) - image.astype(np.float32))
+        locked = np.where(tile_mask[..., None], np.rint(blended), image).astype(np.uint8)
+    after = measure(locked, tile_mask, colors, targets)
+    if after.max_error_pp > 0.5:
+        warnings.append(
+            f"color_lock {strength:g}: measured shares are still off target by up to "
+            f"{after.max_error_pp:.1f} pp (set color_lock to 1 for exact shares)."
+        )
+    changed = float((assigned[tile_mask] != rendered[tile_mask]).mean())
+    return LockResult(
+        image=locked,
+        before=before,
+        after=after,
+        texture_score=texture_score(image, locked, tile_mask, before_lightness=planes[0]),
+        strength=strength,
+        assignment=assignment,
+        changed_fraction=changed,
+        warnings=warnings,
+    )
+
+
+def assign_colors(
+    start: np.ndarray,
+    rendered: np.ndarray,
+    labels: np.ndarray,
+    tile_mask: np.ndarray,
+    target_counts: np.ndarray,
+    planes: np.ndarray,
+    colors_lab: np.ndarray,
+) -> tuple[np.ndarray, int]:
+    """Change the fewest, most coherent pixels of `start` so each colour has its target count.
+
+    Surplus colours hand pixels to deficit colours. First choice: *pieces* (4-connected regions)
+    where the current colour is i but the colour map planned j, most j-looking pieces first, whole
+    pieces while they fit and one piece split by likeness to j. Only if the map cannot supply
+    enough (its labels disagree with the targets) are single pixels of i taken, nearest to j
+    first; their number is returned so the caller can warn. Returns (assignment, unplanned pixels).
+    """
+    assigned = start.copy()
+    assigned[~tile_mask] = -1
+    count = len(colors_lab)
+    surplus = np.bincount(assigned[tile_mask], minlength=count) - target_counts
+    unplanned = 0
+    for whole_pieces in (True, False):
+        for source, sink in _pairs(surplus):
+            pool = assigned == source
+            if whole_pieces:
+                pool &= labels == sink
+            need = int(min(surplus[source], -surplus[sink]))
+            moved = _move(assigned, pool, sink, need, planes, colors_lab[sink], whole_pieces)
+            surplus[source] -= moved
+            surplus[sink] += moved
+            if not whole_pieces:
+                unplanned += moved
+    if surplus.any():
+        raise AssertionError(f"assignment left a surplus {surplus.tolist()}; this is a bug")
+    return assigned, unplanned
+
+
+def _pairs(surplus: np.ndarray) -> list[tuple[int, int]]:
+    """(surplus colour, deficit colour) pairs, largest imbalance first, deterministic."""
+    sources = sorted(np.flatnonzero(surplus > 0), key=lambda k: (-surplus[k], k))
+    sinks = sorted(np.flatnonzero(surplus < 0), key=lambda k: (surplus[k], k))
+    return [(int(i), int(j)) for i in sources for j in sinks]
+
+
+def _move(
+    assigned: np.ndarray,
+    pool: np.ndarray,
+    sink: int,
+    need: int,
+    planes: np.ndarray,
+    sink_lab: np.ndarray,
+    whole_pieces: bool,
+) -> int:
+    """Give up to `need` pixels of `pool` to colour `sink`, in place; returns how many moved."""
+    if need <= 0 or not pool.any():
+        return 0
+    distance = np.sqrt(sum((planes[c] - sink_lab[c]) ** 2 for c in range(3)))
+    if not whole_pieces:
+        members = np.flatnonzero(pool)
+        chosen = members[np.argsort(distance.ravel()[members], kind="stable")[:need]]
+        assigned.ravel()[chosen] = sink
+        return len(chosen)
+
+    piece_count, pieces = cv2.connectedComponents(pool.astype(np.uint8), connectivity=4)
+    sizes = np.bincount(pieces.ravel(), minlength=piece_count)[1:]
+    likeness = np.bincount(pieces.ravel(), weights=distance.ravel(), minlength=piece_count)[1:] / sizes
+    order = np.argsort(likeness, kind="stable")
+    taken = np.cumsum(sizes[order]) <= need
+    whole = order[taken] + 1
+    assigned[np.isin(pieces, whole)] = sink
+    moved = int(sizes[order[taken]].sum())
+    remaining = need - moved
+    if remaining > 0 and not taken.all():
+        split = order[np.argmin(taken)] + 1
+        members = np.flatnonzero(pieces.ravel() == split)
+        chosen = members[np.argsort(distance.ravel()[members], kind="stable")[:remaining]]
+        assigned.ravel()[chosen] = sink
+        moved += len(chosen)
+    return moved
+
+
+def recolor(
+    image: np.ndarray,
+    planes: np.ndarray,
+    tile_mask: np.ndarray,
+    assigned: np.ndarray,
+    rendered: np.ndarray,
+    colors_lab: np.ndarray,
+) -> np.ndarray:
+    """Palette albedo × rendered illumination, each pixel kept inside its colour's Voronoi cell.
+
+    A *piece* is the set of pixels with the same (rendered colour, assigned colour): one area the
+    model drew as one colour that now becomes one colour. Its local mean of `L*+16` (a box-filtered,
+    mask-normalised average) is the reference the pixel's shading ratio is taken against, so a
+    granule re-painted from black to white keeps its own highlights, not its old darkness.
+    """
+    height, width = tile_mask.shape
+    window = max(round(LOCAL_MEAN_SIZE * max(height, width) / REFERENCE_SIZE) | 1, 3)
+    relative = planes[0] + 16.0
+    local_mean = np.ones_like(relative)
+    count = len(colors_lab)
+    pieces = np.where(tile_mask, rendered * count + assigned, -1)
+    for piece in np.unique(pieces[tile_mask]):
+        members = pieces == piece
+        weight = members.astype(np.float32)
+        numerator = _smooth(relative * weight, window)
+        denominator = _smooth(weight, window)
+        local_mean[members] = numerator[members] / np.maximum(denominator[members], 1e-6)
+    ratio = relative / np.maximum(local_mean, 1e-3)
+
+    tile_assigned = assigned[tile_mask]
+    tile_ratio = ratio[tile_mask]
+    target = colors_lab.astype(np.float32)[tile_assigned].T
+    # Illumination scales every cube-root coordinate alike: (L+16), a and b all scale by the ratio.
+    shaded = np.stack(
+        [(target[0] + 16.0) * tile_ratio - 16.0, target[1] * tile_ratio, target[2] * tile_ratio]
+    )
+    offsets = shaded - target
+    step = _cell_limit(target, offsets, tile_assigned, colors_lab.astype(np.float32))
+
+    # The cell bound is exact in Lab; uint8 rounding and gamut clipping can still push a pixel over.
+    # Such pixels get half the detail, up to RETRIES times, and finally the flat palette colour.
+    for attempt in range(RETRIES + 1):
+        pixels = lab_to_srgb(target + step * offsets)
+        wrong = nearest_color(lab_planes(pixels).reshape(3, -1), colors_lab) != tile_assigned
+        if not wrong.any():
+            break
+        step[wrong] = 0.0 if attempt == RETRIES - 1 else step[wrong] * 0.5
+    else:
+        raise ValueError("requested colours are too close to tell apart after rounding to 8 bits")
+    result = image.copy()
+    result[tile_mask] = pixels
+    return result
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Two box filters (a tent of width 2·window): a local mean that costs O(1) per pixel."""
+    once = cv2.boxFilter(values, -1, (window, window), borderType=cv2.BORDER_CONSTANT)
+    return cv2.boxFilter(once, -1, (window, window), borderType=cv2.BORDER_CONSTANT)
+
+
+def _cell_limit(
+    centres: np.ndarray, offsets: np.ndarray, assigned: np.ndarray, colors_lab: np.ndarray
+) -> np.ndarray:
+    """Largest t ≤ 1 per pixel such that centre + t·offset stays nearest its own colour.
+
+    Moving from own colour c_k along d, the pixel stays nearer c_k than c_m while
+    2t·d·(c_m − c_k) < |c_m − c_k|²: a linear bound per other colour (Voronoi cells are convex).
+    """
+    step = np.ones(offsets.shape[1], dtype=np.float32)
+    for own in range(len(colors_lab)):
+        members = assigned == own
+        for other in range(len(colors_lab)):
+            if other == own:
+                continue
+            gap = colors_lab[other] - colors_lab[own]
+            toward = 2.0 * (gap @ offsets[:, members])
+            limit = np.where(toward > 0, CELL_MARGIN * float(gap @ gap) / np.maximum(toward, 1e-12), 1.0)
+            step[members] = np.minimum(step[members], limit)
+    return np.clip(step, 0.0, 1.0)
+
+
+def lab_to_srgb(planes: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 sRGB of Lab planes (3, N): inverse of `lab_planes`, clipped to the gamut."""
+    fy = (planes[0] + 16.0) / 116.0
+    f = np.stack([fy + planes[1] / 500.0, fy, fy - planes[2] / 200.0])
+    epsilon, kappa = 216 / 24389, 24389 / 27
+    xyz = np.where(f**3 > epsilon, f**3, (116.0 * f - 16.0) / kappa) * _WHITE_D65[:, None]
+    linear = np.clip(_RGB_FROM_XYZ @ xyz, 0.0, 1.0)
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+    return np.clip(np.rint(encoded.T * 255.0), 0, 255).astype(np.uint8)
+
+
+def texture_score(
+    before: np.ndarray, after: np.ndarray, tile_mask: np.ndarray, before_lightness: np.ndarray | None = None
+) -> float:
+    """How much of the rendered fine lightness detail survives: 1 = all of it, 0 = none.
+
+    Pearson correlation, over the tile, of the high-pass lightness (L* minus its Gaussian blur,
+    σ = 1.5 px per 1024 px of frame) of the image before and after the lock (`before_lightness`:
+    its L* plane when the caller has it already). Fine detail is what
+    the model adds over the flat colour map — granule edges, highlights, pores — and it is
+    scale-free, so a granule re-coloured from black to white with the same shading still scores 1.
+    """
+    sigma = max(TEXTURE_SIGMA * max(tile_mask.shape) / REFERENCE_SIZE, 0.5)
+    lightness_before = lab_planes(before)[0] if before_lightness is None else before_lightness
+    details = []
+    for lightness in (lightness_before, lab_planes(after)[0]):
+        details.append((lightness - cv2.GaussianBlur(lightness, (0, 0), sigma))[tile_mask])
+    first, second = (d - d.mean() for d in details)
+    norm = float(np.sqrt((first @ first) * (second @ second)))
+    return float(first @ second / norm) if norm > 0 else 1.0
+
+
+def _render_warnings(before: Measurement) -> list[str]:
+    """Tell users and operators when the model itself was far from the request."""
+    warnings = []
+    if before.max_error_pp > FAR_SHARE_PP:
+        worst = int(np.argmax(before.errors_pp))
+        warnings.append(
+            f"The unlocked render was off target: {rgb_to_hex(before.colors_rgb[worst])} measured "
+            f"{before.shares[worst] * 100:.1f} % instead of {before.targets[worst] * 100:.1f} % "
+            f"(max error {before.max_error_pp:.1f} pp, mean {before.mean_error_pp:.1f} pp)."
+        )
+    drifted = [
+        f"{rgb_to_hex(rgb)} ΔE {delta:.1f}"
+        for rgb, delta in zip(before.colors_rgb, before.delta_e, strict=True)
+        if not np.isnan(delta) and delta > FAR_DELTA_E
+    ]
+    if drifted:
+        warnings.append(
+            f"The unlocked render's colours drifted from the palette (mean colour vs palette, ΔE76 > "
+            f"{FAR_DELTA_E:g}): {', '.join(drifted)}."
+        )
+    return warnings
