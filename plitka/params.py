@@ -321,7 +321,7 @@ def _parse_color_entry(
         problems.append(
             Problem(
                 where,
-                f"has {' and '.join(repr(k) for k in color_keys)}.",
+                "has " + " and ".join(f'"{k}"' for k in color_keys) + ".",
                 'give exactly one of "name" or "hex".',
             )
         )

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Call a local Cog server (python -m cog.server.http) with a recipe file and save every output.
+# Usage: examples/clients/local_cog.sh examples/params/two_colors_45deg.json [http://127.0.0.1:5000]
+set -euo pipefail
+recipe="$1"; url="${2:-http://127.0.0.1:5000}"
+python3 - "$recipe" "$url" <<'PY'
+import base64, json, sys, urllib.request
+
+recipe, url = sys.argv[1], sys.argv[2]
+params = json.load(open(recipe, encoding="utf-8"))
+body = json.dumps({"input": {"params_json": json.dumps(params)}}).encode()
+request = urllib.request.Request(f"{url}/predictions", body, {"Content-Type": "application/json"})
+try:
+    result = json.load(urllib.request.urlopen(request, timeout=1800))
+except urllib.error.HTTPError as error:  # 422: a typed input broke the schema
+    sys.exit(f"HTTP {error.code}: {error.read().decode()}")
+if result["status"] != "succeeded":
+    sys.exit(result["error"])
+files = [base64.b64decode(item.split(",", 1)[1]) for item in result["output"]]
+report = json.loads(files[-1])
+for name, data in zip(report["outputs"], files):
+    open(name, "wb").write(data)
+    print("wrote", name)
+for color in report["measured"]["final"]["colors"]:
+    print(f'{color["hex"]}: {color["measured_percent"]} % (target {color["target_percent"]} %)')
+PY
