@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from plitka.params import Problem, Request, RequestError, parse_request
+from plitka.params import Request, parse_request
+from plitka.problems import Problem, RequestError
 
 FORM_COLOR_SLOTS = 4
 CONTROLNET_CHOICES = ("auto", "canny", "hed", "lineart", "off")
