@@ -1,0 +1,88 @@
+"""The FastAPI application: routers, error format, CORS, body limits, and start/stop of the backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from plitka.sidecar.backends import open_backend
+from plitka.sidecar.config import Settings
+from plitka.sidecar.routers import backend, health, jobs, page, queue, webhooks
+from plitka.sidecar.routers.page import STATIC_DIR
+from plitka.sidecar.security import BodyLimit
+
+WEBHOOK_MAX_BYTES = 256 * 1024 * 1024
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A ready app; the queue backend opens on startup and closes on shutdown."""
+    settings.validate()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = open_backend(settings)
+        app.state.services = services
+        await services.dispatcher.start(run_queue=settings.backend == "sqlite")
+        try:
+            yield
+        finally:
+            await services.dispatcher.stop()
+            await services.http.aclose()
+            services.store.close()
+
+    app = FastAPI(
+        title="Plitka Pro sidecar",
+        summary="A durable queue in front of self-hosted Plitka Pro Cog servers.",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    for router in (queue.router, jobs.router, backend.router, health.router, webhooks.router, page.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, webhook_max_bytes=WEBHOOK_MAX_BYTES)
+    return app
+
+
+async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 in the product's problem format: the field, what is wrong, how to fix it."""
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"] if part != "body") or "body"
+        problems.append({"field": where, "message": item["msg"] + ".", "fix": _fix_for(item)})
+    return JSONResponse({"error": "invalid_request", "problems": problems}, status_code=422)
+
+
+def _fix_for(item: dict) -> str:
+    kind = item.get("type", "")
+    if kind == "extra_forbidden":
+        return "remove this key; a job takes params_json or input (and optionally type)."
+    if kind == "missing":
+        return "add this field."
+    if kind in ("too_long", "too_short"):
+        return "send between 1 and 10 jobs per batch; split larger batches."
+    if kind == "json_invalid":
+        return "send a valid JSON body with Content-Type: application/json."
+    if "literal" in kind or "enum" in kind:
+        return f"use one of the allowed values: {item.get('ctx', {}).get('expected', '')}."
+    return "send a value of the documented type (see /docs)."
+
+
+async def _http_error(_request: Request, error: HTTPException) -> JSONResponse:
+    body = error.detail if isinstance(error.detail, dict) else {"error": str(error.detail), "problems": []}
+    return JSONResponse(body, status_code=error.status_code, headers=error.headers)

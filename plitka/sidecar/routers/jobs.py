@@ -1,0 +1,162 @@
+"""Submitting, inspecting and cancelling single jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+
+from plitka.sidecar.jobs import PROCESSING, Job
+from plitka.sidecar.models import (
+    MAX_BATCH,
+    BatchCreated,
+    BatchRequest,
+    CanceledJob,
+    JobCreated,
+    JobRequest,
+    JobView,
+)
+from plitka.sidecar.security import require_token
+from plitka.sidecar.services import Services, ServicesDep, iso
+from plitka.sidecar.validation import InputError, cog_input
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+JobId = Annotated[int, Path(ge=1, description="The job_id returned by POST /jobs.")]
+
+
+@router.post(
+    "",
+    response_model=JobCreated,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(require_token)],
+    summary="Queue one recipe",
+)
+async def submit(request: JobRequest, services: ServicesDep) -> dict:
+    """Validated before queueing, so a queued job can only fail for reasons found on the GPU."""
+    created = await _enqueue(services, [request], batch=False)
+    return created[0]
+
+
+@router.post(
+    "/batch",
+    response_model=BatchCreated,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(require_token)],
+    summary=f"Queue up to {MAX_BATCH} recipes at once (all or nothing)",
+)
+async def submit_batch(request: BatchRequest, services: ServicesDep) -> dict:
+    """One invalid recipe rejects the whole batch, so positions never have gaps to explain."""
+    return {"jobs": await _enqueue(services, request.jobs, batch=True)}
+
+
+@router.get(
+    "", response_model=list[JobView], summary="Active jobs and the newest finished ones (for the page)"
+)
+async def recent(
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="At most this many jobs.")] = 50,
+) -> list[dict]:
+    jobs = services.store.recent(limit)
+    return [_view(services, job, include_output=False) for job in jobs]
+
+
+@router.get("/{job_id}", response_model=JobView, summary="Status, position, progress, timings, output, error")
+async def get_job(job_id: JobId, services: ServicesDep) -> dict:
+    return _view(services, _existing(services, job_id), include_output=True)
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=CanceledJob,
+    dependencies=[Depends(require_token)],
+    summary="Cancel a job (pending: removed from the queue; processing: cancelled on its Cog server)",
+)
+async def cancel(job_id: JobId, services: ServicesDep) -> dict:
+    before = services.store.cancel(job_id, "canceled by request")
+    if before is None:
+        _existing(services, job_id)
+    if before.finished:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail={
+                "error": "already_finished",
+                "problems": [
+                    {
+                        "field": "job_id",
+                        "message": f"job {job_id} already {before.status}; there is nothing to cancel.",
+                        "fix": "check GET /jobs/{job_id} before cancelling.",
+                    }
+                ],
+            },
+        )
+    outcome = None
+    if before.status == PROCESSING:
+        outcome = await services.cancel_on_cog(before)
+        services.store.add_note(job_id, f"Cog cancel: {outcome}")
+    return {"job_id": job_id, "status": "canceled", "previous_status": before.status, "cog_cancel": outcome}
+
+
+async def _enqueue(services: Services, requests: list[JobRequest], batch: bool) -> list[dict]:
+    needs_schema = any(r.input is not None for r in requests)
+    schema = await services.cog_schema() if needs_schema else None
+    inputs, problems = [], []
+    for index, request in enumerate(requests):
+        try:
+            inputs.append((request.type, cog_input(request, schema, f"jobs[{index}]." if batch else "")))
+        except InputError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail={"error": "invalid_request", "problems": [p.model_dump() for p in problems]},
+        )
+    created = services.store.submit(inputs)
+    services.submitted += len(created)
+    services.hooks.submitted([job_id for job_id, _ in created])
+    return [{"job_id": job_id, "status": "pending", "position": position} for job_id, position in created]
+
+
+def _existing(services: Services, job_id: int) -> Job:
+    job = services.store.get(job_id)
+    if job is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail={
+                "error": "not_found",
+                "problems": [
+                    {
+                        "field": "job_id",
+                        "message": f"there is no job {job_id}.",
+                        "fix": (
+                            "use an id from POST /jobs; finished jobs are forgotten after "
+                            f"{services.settings.result_ttl_seconds:.0f} s (--result-ttl)."
+                        ),
+                    }
+                ],
+            },
+        )
+    return job
+
+
+def _view(services: Services, job: Job, include_output: bool) -> dict:
+    end = job.finished_at
+    return {
+        "job_id": job.id,
+        "type": job.type,
+        "status": job.status,
+        "position": services.store.position(job),
+        "progress": job.progress,
+        "server": job.server,
+        "attempts": job.attempts,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(end),
+        "wait_seconds": round(job.started_at - job.created_at, 3) if job.started_at else None,
+        "run_seconds": round(end - job.started_at, 3) if end and job.started_at else None,
+        "output": job.output if include_output else None,
+        "error": job.error,
+        "notes": job.notes,
+        "logs": job.logs,
+        "input": job.input,
+    }

@@ -1,0 +1,146 @@
+"""The SQLite queue on its own: order, positions, state changes, durability of the file, progress."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from plitka.sidecar.jobs import parse_progress, prediction_id
+from plitka.sidecar.sqlite_store import SQLiteStore
+from plitka.sidecar.store import queue_status
+
+SERVER = "http://127.0.0.1:5000"
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = SQLiteStore(tmp_path / "queue.sqlite")
+    yield opened
+    opened.close()
+
+
+def submit(store: SQLiteStore, count: int) -> list[int]:
+    return [job_id for job_id, _ in store.submit([("generate", {"params_json": f"{i}"}) for i in range(count)])]
+
+
+def test_positions_follow_submission_order_and_claims(store):
+    created = store.submit([("generate", {"n": 1}), ("generate", {"n": 2})])
+    assert [pos for _, pos in created] == [1, 2]
+    assert [pos for _, pos in store.submit([("generate", {"n": 3})])] == [3]
+
+    first = store.claim_next(SERVER)
+    assert (first.id, first.status, first.server, first.attempts) == (1, "processing", SERVER, 1)
+    assert store.position(store.get(1)) == 0
+    assert [store.position(store.get(i)) for i in (2, 3)] == [1, 2]
+    assert queue_status(store) == {
+        "total_jobs": 3,
+        "status_counts": {"pending": 2, "processing": 1},
+        "jobs": [
+            {"job_id": 1, "status": "processing", "type": "generate"},
+            {"job_id": 2, "status": "pending", "type": "generate"},
+            {"job_id": 3, "status": "pending", "type": "generate"},
+        ],
+    }
+
+
+def test_release_puts_a_busy_job_back_at_its_old_place(store):
+    submit(store, 3)
+    claimed = store.claim_next(SERVER)
+    store.release(claimed.id, "busy")
+    job = store.get(claimed.id)
+    assert (job.status, job.server, job.attempts, store.position(job)) == ("pending", None, 0, 1)
+    assert store.claim_next(SERVER).id == claimed.id
+
+
+def test_clear_cancels_everything_or_only_pending(store):
+    submit(store, 4)
+    running = store.claim_next(SERVER)
+    kept = store.clear(pending_only=True)
+    assert (kept.pending, kept.processing) == (3, [])
+    assert store.get(running.id).status == "processing"
+    assert {store.get(i).status for i in (2, 3, 4)} == {"canceled"}
+
+    submit(store, 2)
+    result = store.clear(pending_only=False)
+    assert result.pending == 2 and [j.id for j in result.processing] == [running.id]
+    assert store.get(running.id).status == "canceled"
+    assert queue_status(store) == {"total_jobs": 0, "status_counts": {"pending": 0, "processing": 0}, "jobs": []}
+
+
+def test_cog_updates_drive_progress_output_and_final_status(store):
+    submit(store, 1)
+    store.claim_next(SERVER)
+    logs = "Plitka Pro: preview\n  5%|█         | 1/20\n 35%|████      | 7/20\n"
+    assert store.record_update(1, {"status": "processing", "logs": logs}).progress == 35.0
+    done = store.record_update(1, {"status": "succeeded", "logs": logs, "output": ["data:x"]})
+    assert (done.status, done.progress, done.output) == ("succeeded", 100.0, ["data:x"])
+    assert done.finished_at is not None
+    # A late duplicate from Cog must not reopen or change a finished job.
+    assert store.record_update(1, {"status": "processing", "logs": ""}) is None
+    assert store.get(1).status == "succeeded"
+
+
+def test_cog_failure_keeps_cogs_error_text(store):
+    submit(store, 1)
+    store.claim_next(SERVER)
+    error = "Prediction failed: Prediction failed: ValueError: colors: proportions sum to 60"
+    failed = store.record_update(1, {"status": "failed", "error": error, "logs": ""})
+    assert (failed.status, failed.error) == ("failed", error)
+
+
+def test_cancel_pending_and_unknown(store):
+    submit(store, 2)
+    before = store.cancel(2, "canceled by request")
+    assert before.status == "pending"
+    assert store.get(2).status == "canceled" and store.get(2).error == "canceled: canceled by request"
+    assert store.cancel(99, "x") is None
+
+
+def test_purge_forgets_only_old_finished_jobs(store):
+    submit(store, 3)
+    store.cancel(1, "x")
+    time.sleep(0.01)
+    cutoff = time.time()
+    store.cancel(2, "x")
+    assert store.purge_finished(cutoff) == 1
+    assert store.get(1) is None and store.get(2) is not None and store.get(3).status == "pending"
+    # Ids are never reused after a purge, so Cog prediction ids stay unique.
+    assert submit(store, 1) == [4]
+
+
+def test_reopened_file_keeps_jobs_namespace_and_secret(tmp_path):
+    path = tmp_path / "queue.sqlite"
+    first = SQLiteStore(path)
+    submit(first, 3)
+    first.claim_next(SERVER)
+    namespace, secret = first.namespace, first.webhook_secret
+    first.close()
+
+    again = SQLiteStore(path)
+    assert (again.namespace, again.webhook_secret) == (namespace, secret)
+    assert [j.id for j in again.processing_jobs()] == [1]
+    assert queue_status(again)["status_counts"] == {"pending": 2, "processing": 1}
+    assert prediction_id(again.namespace, 1) == f"plitka-{namespace}-1"
+    again.close()
+
+
+def test_clear_of_ten_thousand_pending_is_fast(store):
+    store.submit([("generate", {"params_json": "{}"})] * 10_000)
+    started = time.perf_counter()
+    assert store.clear(pending_only=False).pending == 10_000
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("logs", "expected"),
+    [
+        ("", None),
+        ("no bar here", None),
+        (" 40%|####      | 2/5 [00:01<00:02,  1.00it/s]\n", 40.0),
+        (" 33%|███▎      | 1/3\n 66%|██████▋   | 2/3\n", 66.7),
+        ("100%|██████████| 30/30\n", 100.0),
+    ],
+)
+def test_progress_comes_from_the_last_tqdm_line(logs, expected):
+    assert parse_progress(logs) == expected
