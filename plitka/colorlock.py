@@ -41,6 +41,8 @@ FAR_DELTA_E = 10.0
 # Fraction of the way to a Voronoi cell boundary a pixel may go (room for uint8 rounding).
 CELL_MARGIN = 0.85
 RETRIES = 6
+# How far outside 0..1 linear RGB a shaded pixel may go before it counts as out of gamut.
+GAMUT_TOLERANCE = 0.002
 # Local-mean window and texture-score high-pass, in pixels of a 1024 px frame.
 LOCAL_MEAN_SIZE = 32.0
 TEXTURE_SIGMA = 1.5
@@ -270,11 +272,14 @@ def recolor(
     offsets = shaded - target
     step = _cell_limit(target, offsets, tile_assigned, colors_lab.astype(np.float32))
 
-    # The cell bound is exact in Lab; uint8 rounding and gamut clipping can still push a pixel over.
+    # The cell bound is exact in Lab, but a highlight on a saturated colour can leave the sRGB gamut
+    # (clipping would shift its hue) and uint8 rounding can still push a pixel over a boundary.
     # Such pixels get half the detail, up to RETRIES times, and finally the flat palette colour.
     for attempt in range(RETRIES + 1):
-        pixels = lab_to_srgb(target + step * offsets)
-        wrong = nearest_color(lab_planes(pixels).reshape(3, -1), colors_lab) != tile_assigned
+        linear = lab_to_linear(target + step * offsets)
+        outside = ((linear < -GAMUT_TOLERANCE) | (linear > 1.0 + GAMUT_TOLERANCE)).any(axis=0)
+        pixels = linear_to_srgb(linear)
+        wrong = outside | (nearest_color(lab_planes(pixels).reshape(3, -1), colors_lab) != tile_assigned)
         if not wrong.any():
             break
         step[wrong] = 0.0 if attempt == RETRIES - 1 else step[wrong] * 0.5
@@ -314,12 +319,22 @@ def _cell_limit(
 
 def lab_to_srgb(planes: np.ndarray) -> np.ndarray:
     """(N, 3) uint8 sRGB of Lab planes (3, N): inverse of `lab_planes`, clipped to the gamut."""
+    return linear_to_srgb(lab_to_linear(planes))
+
+
+def lab_to_linear(planes: np.ndarray) -> np.ndarray:
+    """Linear-light RGB planes (3, N) of Lab planes (3, N), not clipped (out of gamut = outside 0..1)."""
     fy = (planes[0] + 16.0) / 116.0
     f = np.stack([fy + planes[1] / 500.0, fy, fy - planes[2] / 200.0])
     epsilon, kappa = 216 / 24389, 24389 / 27
     xyz = np.where(f**3 > epsilon, f**3, (116.0 * f - 16.0) / kappa) * _WHITE_D65[:, None]
-    linear = np.clip(_RGB_FROM_XYZ @ xyz, 0.0, 1.0)
-    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+    return _RGB_FROM_XYZ @ xyz
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 sRGB of linear-light planes (3, N), clipped to 0..1 first."""
+    clipped = np.clip(linear, 0.0, 1.0)
+    encoded = np.where(clipped <= 0.0031308, 12.92 * clipped, 1.055 * np.power(clipped, 1 / 2.4) - 0.055)
     return np.clip(np.rint(encoded.T * 255.0), 0, 255).astype(np.uint8)
 
 
