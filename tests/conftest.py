@@ -2,4 +2,14 @@
 
 import os
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def demo_weights_dir(tmp_path_factory):
+    """Demo weights built once per test session (DESIGN §9): a tiny random SDXL in the real layout."""
+    from plitka.demo_weights import build_demo_weights
+
+    return build_demo_weights(tmp_path_factory.mktemp("weights") / "demo")

@@ -1,0 +1,360 @@
+"""Lazy SDXL pipeline manager: colour img2img and ControlNet img2img sharing one model (DESIGN §5).
+
+- `PipelineManager(weights_dir)` only verifies the weights (marker, sizes, headers): setup stays fast
+  and a broken weights dir fails at boot with the file name and the fixing command.
+- The base pipeline (SDXL img2img = the colour pipeline) loads on the first diffusion request, with
+  the Textual Inversion tokens in both encoders and the LoRA in the UNet.
+- Each ControlNet loads on the first request that needs it; its pipeline is derived with
+  `from_pipe(base, controlnet=..., dtype=base dtype)` (`dtype` is diffusers 0.42's name for
+  `torch_dtype`), so UNet, VAE, encoders and tokenizers are the same objects (one copy in memory).
+  Without it, from_pipe would cast the shared fp16 modules to fp32. Each pipeline gets its own
+  scheduler object.
+- Shared state a request changes (LoRA scale, scheduler step state, VAE dtype) is restored in
+  `finally`: Cog cancels a prediction by raising a BaseException inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import weights
+from plitka import memory
+from plitka.control import Annotators, choose_controlnet, control_image
+from plitka.diffusion_types import DEFAULT_LORA_SCALE, DEMO_BANNER, RenderResult, RenderSettings
+
+logger = logging.getLogger(__name__)
+
+LORA_ADAPTER = "rubber_tile"
+TI_TOKENS = ("<s0>", "<s1>")
+TI_KEYS = (("clip_l", "text_encoder", "tokenizer"), ("clip_g", "text_encoder_2", "tokenizer_2"))
+LORA_DOWN_SUFFIXES = ("lora_A.weight", "lora.down.weight", "lora_down.weight")
+TEXT_ENCODER_PREFIXES = ("text_encoder", "te_", "te1", "te2", "lora_te")
+
+
+class AdapterError(RuntimeError):
+    """A LoRA or Textual Inversion file that cannot be applied as the product needs it."""
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def quiet_loading_bars() -> None:
+    """Turn off the diffusers/transformers loading bars: Replicate clients read any `NN%|...| a/b` line
+    in the logs as the prediction's progress, and only the denoising steps may print those."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
+def fresh_scheduler(scheduler: Any) -> Any:
+    """A new scheduler object of the same class and config (no timesteps, no step index)."""
+    return type(scheduler).from_config(scheduler.config)
+
+
+def load_textual_inversion(pipe: Any, path: Path) -> None:
+    """`clip_l` rows go into text encoder 1, `clip_g` rows into text encoder 2, tokens `<s0>`, `<s1>`.
+
+    The shapes are checked against each encoder before anything is written: the failure this
+    prevents is embeddings landing in the wrong encoder (they would then silently mean nothing).
+    """
+    state = load_file(path)
+    missing = [key for key, _, _ in TI_KEYS if key not in state]
+    if missing:
+        raise AdapterError(
+            f"{path}: Textual Inversion file lacks {missing}; it has {sorted(state)} "
+            "(expected clip_l [2, hidden of text encoder 1] and clip_g [2, hidden of text encoder 2])"
+        )
+    for key, encoder_name, tokenizer_name in TI_KEYS:
+        encoder = getattr(pipe, encoder_name)
+        expected = (len(TI_TOKENS), encoder.get_input_embeddings().weight.shape[1])
+        if tuple(state[key].shape) != expected:
+            raise AdapterError(
+                f"{path}: {key} has shape {list(state[key].shape)}, but {encoder_name} needs {list(expected)}"
+            )
+        pipe.load_textual_inversion(
+            state[key], token=list(TI_TOKENS), text_encoder=encoder, tokenizer=getattr(pipe, tokenizer_name)
+        )
+
+
+def unet_lora_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Select the UNet keys of a LoRA file; bare keys of older trainers get the `unet.` prefix.
+
+    Returns (unet state, ignored text-encoder keys). The product's LoRA is UNet-only (DESIGN §5).
+    """
+    unet_state: dict[str, torch.Tensor] = {}
+    ignored: list[str] = []
+    for key, value in state.items():
+        if key.startswith(TEXT_ENCODER_PREFIXES):
+            ignored.append(key)
+        elif key.startswith(("unet.", "lora_unet_")):
+            unet_state[key] = value
+        else:
+            unet_state[f"unet.{key}"] = value
+    return unet_state, ignored
+
+
+def lora_layer_count(unet: Any, adapter_name: str) -> int:
+    from peft.tuners.lora import LoraLayer
+
+    return sum(
+        1 for module in unet.modules() if isinstance(module, LoraLayer) and adapter_name in module.lora_A
+    )
+
+
+def load_lora(pipe: Any, path: Path, adapter_name: str = LORA_ADAPTER) -> dict[str, Any]:
+    """Load a UNet LoRA through the PEFT path; a LoRA that wraps fewer layers than it has is an error."""
+    unet_state, ignored = unet_lora_state(load_file(path))
+    expected = sum(1 for key in unet_state if key.endswith(LORA_DOWN_SUFFIXES))
+    if ignored:
+        logger.warning(
+            "LoRA %s: ignoring %d text-encoder keys (the product's LoRA is UNet-only)", path, len(ignored)
+        )
+    if expected == 0:
+        raise AdapterError(f"{path}: no UNet LoRA weights found (keys look like {sorted(unet_state)[:3]})")
+    zero_keys = (
+        f"{path}: LoRA loaded zero keys into the UNet ({expected} LoRA layers in the file, e.g. "
+        f"{sorted(unet_state)[:2]}); it was trained for a different model or key format"
+    )
+    try:
+        pipe.load_lora_weights(unet_state, adapter_name=adapter_name)
+    except ValueError as error:
+        raise AdapterError(f"{zero_keys}. PEFT: {str(error)[:300]}") from error
+    loaded = lora_layer_count(pipe.unet, adapter_name)
+    if loaded == 0:
+        raise AdapterError(zero_keys)
+    if loaded != expected:
+        raise AdapterError(f"{path}: LoRA matched {loaded} of its {expected} layers in this UNet")
+    pipe.unet.set_adapters([adapter_name], weights=[DEFAULT_LORA_SCALE])
+    return {"lora_layers": loaded, "lora_ignored_text_encoder_keys": len(ignored)}
+
+
+class PipelineManager:
+    """Owns the SDXL pipelines of one process; cheap to construct, loads models on first use."""
+
+    def __init__(self, weights_dir: Path, device: str | None = None, dtype: torch.dtype | None = None):
+        self.weights = weights.check_installed(Path(weights_dir))
+        self.device = device or default_device()
+        self.dtype = dtype or (torch.float16 if self.device.startswith("cuda") else torch.float32)
+        self.memory_policy = memory.configure(self.device)
+        self.annotators = Annotators(self.weights.path("annotators"), self.device)
+        self.load_info: dict[str, Any] = {}
+        self._base: Any = None
+        self._controlnet_pipelines: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        if self.weights.demo:
+            logger.warning("%s (weights dir %s)", DEMO_BANNER, self.weights.root)
+
+    @classmethod
+    def from_env(cls) -> PipelineManager:
+        """The manager for `PLITKA_WEIGHTS_DIR` (whatever weights it holds, demo or real)."""
+        value = os.environ.get("PLITKA_WEIGHTS_DIR")
+        if not value:
+            raise weights.WeightsError(
+                "PLITKA_WEIGHTS_DIR is not set. Fix: export PLITKA_WEIGHTS_DIR=<dir> and "
+                "run `python weights.py download <dir>` (or `python weights.py demo <dir>`)"
+            )
+        return cls(Path(value))
+
+    @property
+    def loaded(self) -> dict[str, Any]:
+        """What is in memory now (for tests, benches and the logs)."""
+        return {
+            "base": self._base is not None,
+            "controlnets": tuple(self._controlnet_pipelines),
+            "annotators": self.annotators.loaded,
+        }
+
+    def base_pipeline(self) -> Any:
+        """SDXL img2img with TI and LoRA, loaded on first call."""
+        with self._lock:
+            if self._base is None:
+                self._base = self._load_base()
+            return self._base
+
+    def controlnet_pipeline(self, kind: str) -> Any:
+        """SDXL ControlNet img2img for `kind`, derived from the base pipeline on first call."""
+        with self._lock:
+            if kind not in self._controlnet_pipelines:
+                self._controlnet_pipelines[kind] = self._load_controlnet(kind)
+            return self._controlnet_pipelines[kind]
+
+    def pipeline(self, controlnet: str | None) -> Any:
+        return self.base_pipeline() if controlnet is None else self.controlnet_pipeline(controlnet)
+
+    def _load_base(self) -> Any:
+        from diffusers import AutoencoderKL, StableDiffusionXLImg2ImgPipeline
+
+        started = time.perf_counter()
+        quiet_loading_bars()
+        vae = AutoencoderKL.from_pretrained(
+            self.weights.path("vae"), dtype=self.dtype, local_files_only=True, use_safetensors=True
+        )
+        pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(
+            self.weights.path("sdxl-base"),
+            vae=vae,
+            dtype=self.dtype,
+            local_files_only=True,
+            use_safetensors=True,
+        ).to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        load_textual_inversion(pipe, self.weights.path(weights.TI_FILE))
+        self.load_info.update(load_lora(pipe, self.weights.path(weights.LORA_FILE)))
+        self.load_info["base_load_s"] = round(time.perf_counter() - started, 3)
+        logger.info("loaded SDXL base from %s in %.1f s", self.weights.root, self.load_info["base_load_s"])
+        return pipe
+
+    def _load_controlnet(self, kind: str) -> Any:
+        from diffusers import ControlNetModel, StableDiffusionXLControlNetImg2ImgPipeline
+
+        base = self.base_pipeline()
+        started = time.perf_counter()
+        controlnet = ControlNetModel.from_pretrained(
+            self.weights.path(f"controlnet-{kind}"),
+            dtype=self.dtype,
+            local_files_only=True,
+            use_safetensors=True,
+        ).to(self.device)
+        pipe = StableDiffusionXLControlNetImg2ImgPipeline.from_pipe(
+            base, controlnet=controlnet, dtype=self.dtype
+        )
+        pipe.scheduler = fresh_scheduler(base.scheduler)
+        pipe.set_progress_bar_config(disable=True)
+        self.load_info[f"controlnet_{kind}_load_s"] = round(time.perf_counter() - started, 3)
+        return pipe
+
+    def render(
+        self,
+        request: Any,
+        init_image: Image.Image,
+        prompt: str,
+        negative_prompt: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RenderResult:
+        """Render one request: colour img2img, or ControlNet img2img with the colour map's edge image."""
+        kind = choose_controlnet(request.angle, request.overrides)
+        settings = RenderSettings.for_request(request, kind)
+        width, height = request.width, request.height
+        if init_image.size != (width, height):
+            raise ValueError(
+                f"init image is {init_image.size[0]}x{init_image.size[1]}, the request asks for "
+                f"{width}x{height}; render the colour map at the output size"
+            )
+        if self.weights.demo:
+            logger.warning(DEMO_BANNER)
+        timings: dict[str, float] = {}
+        with memory.track_peak(self.device) as peak:
+            try:
+                started = time.perf_counter()
+                pipe = self.pipeline(kind)
+                timings["load"] = time.perf_counter() - started
+                control = None
+                if kind is not None:
+                    started = time.perf_counter()
+                    control = control_image(kind, init_image, width, height, self.annotators)
+                    timings["control_image"] = time.perf_counter() - started
+                image = self._run(
+                    pipe,
+                    settings,
+                    request.seed,
+                    init_image,
+                    control,
+                    prompt,
+                    negative_prompt,
+                    progress,
+                    timings,
+                )
+            finally:
+                memory.release(self.device)
+        info = {
+            "steps": settings.steps,
+            "denoising_steps": pipe.num_timesteps,
+            "guidance_scale": settings.guidance_scale,
+            "strength": settings.strength,
+            "lora_scale": settings.lora_scale,
+            "controlnet_conditioning_scale": settings.controlnet_conditioning_scale,
+            "width": width,
+            "height": height,
+            "device": self.device,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "render_timings_s": {name: round(value, 4) for name, value in timings.items()},
+            "render_peak_memory": peak,
+            "weights": self.weights.ids,
+            "demo_weights": self.weights.demo,
+            "render_warnings": [DEMO_BANNER] if self.weights.demo else [],
+        }
+        return RenderResult(
+            image=image,
+            control_image=control,
+            pipeline="color_img2img" if kind is None else "controlnet_img2img",
+            controlnet=kind,
+            info=info,
+        )
+
+    def _run(
+        self,
+        pipe: Any,
+        settings: RenderSettings,
+        seed: int,
+        init_image: Image.Image,
+        control: Image.Image | None,
+        prompt: str,
+        negative_prompt: str,
+        progress: Callable[[int, int], None] | None,
+        timings: dict[str, float],
+    ) -> Image.Image:
+        """One pipeline call with the request's LoRA scale; shared state is restored in `finally`."""
+        step_done: list[float] = []
+
+        def on_step_end(pipeline: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
+            step_done.append(time.perf_counter())
+            if progress is not None:
+                progress(step + 1, pipeline.num_timesteps)
+            return callback_kwargs
+
+        kwargs: dict[str, Any] = {
+            "prompt": prompt,
+            "negative_prompt": negative_prompt,
+            "image": init_image,
+            "strength": settings.strength,
+            "num_inference_steps": settings.steps,
+            "guidance_scale": settings.guidance_scale,
+            "generator": torch.Generator(device="cpu").manual_seed(seed),
+            "callback_on_step_end": on_step_end,
+        }
+        if control is not None:
+            kwargs.update(
+                control_image=control,
+                controlnet_conditioning_scale=settings.controlnet_conditioning_scale,
+                width=init_image.width,
+                height=init_image.height,
+            )
+        pipe.unet.set_adapters([LORA_ADAPTER], weights=[settings.lora_scale])
+        try:
+            started = time.perf_counter()
+            image = pipe(**kwargs).images[0]
+            finished = time.perf_counter()
+        finally:
+            self._restore(pipe)
+        timings["denoise"] = step_done[-1] - started
+        timings["decode"] = finished - step_done[-1]
+        return image
+
+    def _restore(self, pipe: Any) -> None:
+        """Put shared state back as a cancelled or failed request may have left it."""
+        pipe.unet.set_adapters([LORA_ADAPTER], weights=[DEFAULT_LORA_SCALE])
+        pipe.scheduler = fresh_scheduler(pipe.scheduler)
+        if pipe.vae.dtype != self.dtype:
+            pipe.vae.to(dtype=self.dtype)

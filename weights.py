@@ -1,0 +1,490 @@
+"""Every weight file Plitka Pro uses: one manifest, download with resume, verification, demo weights.
+
+The weights live in one directory (`PLITKA_WEIGHTS_DIR`) with a fixed layout that real and demo
+weights share, so the same loading code runs on both:
+
+    plitka-weights.json         completion marker, written last (kind, ids, size + sha256 per file)
+    sdxl-base/                  SDXL base 1.0 (fp16 files, diffusers layout, no VAE)
+    vae/                        the fp16-safe SDXL VAE
+    controlnet-{canny,hed,lineart}/   one SDXL ControlNet per edge kind
+    annotators/                 HED and Lineart annotator weights (.pth)
+    lora/pytorch_lora_weights.safetensors   rubber-tile LoRA (UNet)
+    ti/embeddings.safetensors   two-token Textual Inversion: clip_l [2, 768], clip_g [2, 1280]
+
+Nothing is fetched at run time: `check_installed` only reads the marker and file headers, and a
+missing or broken file fails with its name and the command that fixes it.
+
+CLI: `python weights.py list | download [DIR] | verify [DIR] [--full] | demo DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import struct
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MARKER = "plitka-weights.json"
+DOWNLOAD_STATE = ".plitka-download.json"
+MARKER_FORMAT = 1
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+HUB_URL = "{endpoint}/{repo}/resolve/{revision}/{path}"
+CHUNK = 8 * 1024 * 1024
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing, incomplete or corrupt; the message names the file and the fixing command."""
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One file of the manifest: where it comes from and where it lives in the weights dir.
+
+    `source` is a hub repo id (`repo` + `remote`), an URL or a local path. Hub fp16 files are stored
+    under the plain diffusers name (`remote` ... `.fp16.safetensors` -> `local` ... `.safetensors`) so
+    that demo and real weights load with the same call and no `variant`. Tokenizer files are not
+    `layout_checked`: their names differ between transformers versions (the demo set, saved by
+    transformers 5, has tokenizer.json), and a broken tokenizer fails loudly when it loads.
+    """
+
+    group: str
+    local: str
+    source: str
+    remote: str = ""
+    sha256: str | None = None
+    approx_mb: float = 0.0
+    layout_checked: bool = True
+
+    @property
+    def url(self) -> str:
+        """Hub files resolve against `HF_ENDPOINT` (a mirror, as huggingface_hub itself allows)."""
+        if self.remote:
+            endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+            return HUB_URL.format(endpoint=endpoint, repo=self.source, revision="main", path=self.remote)
+        return self.source
+
+
+BASE_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
+VAE_REPO = "madebyollin/sdxl-vae-fp16-fix"
+CONTROLNET_REPOS = {
+    "canny": ("diffusers/controlnet-canny-sdxl-1.0", "diffusion_pytorch_model.fp16.safetensors", 2500),
+    "hed": (
+        "SargeZT/controlnet-sd-xl-1.0-softedge-dexined",
+        "controlnet-sd-xl-1.0-softedge-dexined.safetensors",
+        5000,
+    ),
+    "lineart": ("TheMistoAI/MistoLine", "diffusion_pytorch_model.fp16.safetensors", 2500),
+}
+ANNOTATOR_REPO = "lllyasviel/Annotators"
+ANNOTATOR_FILES = {"ControlNetHED.pth": 29.4, "sk_model.pth": 17.2, "sk_model2.pth": 17.2}
+TOKENIZER_FILES = ("merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")
+LORA_FILE = "lora/pytorch_lora_weights.safetensors"
+TI_FILE = "ti/embeddings.safetensors"
+
+
+def _base_files() -> list[WeightFile]:
+    files = [WeightFile("base", "sdxl-base/model_index.json", BASE_REPO, "model_index.json")]
+    files.append(
+        WeightFile(
+            "base", "sdxl-base/scheduler/scheduler_config.json", BASE_REPO, "scheduler/scheduler_config.json"
+        )
+    )
+    for folder, weights, size in (
+        ("text_encoder", "model.fp16.safetensors", 246),
+        ("text_encoder_2", "model.fp16.safetensors", 1390),
+        ("unet", "diffusion_pytorch_model.fp16.safetensors", 5140),
+    ):
+        files.append(
+            WeightFile("base", f"sdxl-base/{folder}/config.json", BASE_REPO, f"{folder}/config.json")
+        )
+        local_name = weights.replace(".fp16", "")
+        files.append(
+            WeightFile(
+                "base", f"sdxl-base/{folder}/{local_name}", BASE_REPO, f"{folder}/{weights}", approx_mb=size
+            )
+        )
+    for folder in ("tokenizer", "tokenizer_2"):
+        files += [
+            WeightFile(
+                "base", f"sdxl-base/{folder}/{name}", BASE_REPO, f"{folder}/{name}", layout_checked=False
+            )
+            for name in TOKENIZER_FILES
+        ]
+    return files
+
+
+def manifest(env: dict[str, str] | None = None) -> list[WeightFile]:
+    """The complete list of weight files. LoRA and TI come from `PLITKA_LORA_URL` / `PLITKA_TI_URL`
+    (an URL or a local path, with optional `PLITKA_LORA_SHA256` / `PLITKA_TI_SHA256` pins)."""
+    env = os.environ if env is None else env
+    files = _base_files()
+    files.append(WeightFile("vae", "vae/config.json", VAE_REPO, "config.json"))
+    files.append(
+        WeightFile(
+            "vae",
+            "vae/diffusion_pytorch_model.safetensors",
+            VAE_REPO,
+            "diffusion_pytorch_model.safetensors",
+            approx_mb=335,
+        )
+    )
+    for kind, (repo, weights, size) in CONTROLNET_REPOS.items():
+        files.append(WeightFile(f"controlnet-{kind}", f"controlnet-{kind}/config.json", repo, "config.json"))
+        files.append(
+            WeightFile(
+                f"controlnet-{kind}",
+                f"controlnet-{kind}/diffusion_pytorch_model.safetensors",
+                repo,
+                weights,
+                approx_mb=size,
+            )
+        )
+    files += [
+        WeightFile("annotators", f"annotators/{name}", ANNOTATOR_REPO, name, approx_mb=size)
+        for name, size in ANNOTATOR_FILES.items()
+    ]
+    files.append(
+        WeightFile(
+            "lora",
+            LORA_FILE,
+            env.get("PLITKA_LORA_URL", ""),
+            sha256=env.get("PLITKA_LORA_SHA256") or None,
+            approx_mb=50,
+        )
+    )
+    files.append(
+        WeightFile(
+            "ti",
+            TI_FILE,
+            env.get("PLITKA_TI_URL", ""),
+            sha256=env.get("PLITKA_TI_SHA256") or None,
+            approx_mb=0.01,
+        )
+    )
+    return files
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+def fix_command(weights_dir: Path) -> str:
+    return f"python weights.py download {weights_dir}  (demo weights: python weights.py demo {weights_dir})"
+
+
+def is_lfs_pointer(path: Path) -> bool:
+    """A Git-LFS pointer is a tiny text file standing in for the real blob (a clone without git-lfs)."""
+    if path.stat().st_size > 1024:
+        return False
+    with path.open("rb") as handle:
+        return handle.read(len(LFS_POINTER_PREFIX)) == LFS_POINTER_PREFIX
+
+
+def check_safetensors_header(path: Path) -> dict[str, Any]:
+    """Parse the header and check that the tensors exactly fill the file (catches truncated downloads)."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise WeightsError(
+                f"{path}: not a safetensors file ({size} bytes, shorter than its 8-byte header size)"
+            )
+        (header_size,) = struct.unpack("<Q", prefix)
+        if header_size > min(size - 8, MAX_SAFETENSORS_HEADER):
+            raise WeightsError(
+                f"{path}: corrupt safetensors header (declares {header_size} header bytes "
+                f"in a {size}-byte file)"
+            )
+        try:
+            header = json.loads(handle.read(header_size))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise WeightsError(f"{path}: corrupt safetensors header ({error})") from error
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: corrupt safetensors header (not a JSON object)")
+    data_size = size - 8 - header_size
+    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+    if not ends or max(ends) != data_size:
+        raise WeightsError(
+            f"{path}: safetensors data is {data_size} bytes but the header describes "
+            f"{max(ends, default=0)} bytes (truncated or corrupt file)"
+        )
+    return header
+
+
+def check_file(path: Path, expected_size: int | None = None) -> None:
+    """Cheap structural check of one weight file (no hashing): presence, size, LFS pointer, format."""
+    if not path.is_file():
+        raise WeightsError(f"missing weight file {path}")
+    if is_lfs_pointer(path):
+        raise WeightsError(
+            f"{path} is a Git-LFS pointer file, not the weights (the repository was cloned "
+            "without git-lfs): run `git lfs pull` there or download the file again"
+        )
+    size = path.stat().st_size
+    if expected_size is not None and size != expected_size:
+        raise WeightsError(
+            f"{path}: size {size} bytes, expected {expected_size} (incomplete or replaced file)"
+        )
+    if path.suffix == ".safetensors":
+        check_safetensors_header(path)
+    elif path.suffix == ".pth":
+        with path.open("rb") as handle:
+            if handle.read(4) != b"PK\x03\x04":
+                raise WeightsError(f"{path}: not a torch zip checkpoint")
+    elif path.suffix == ".json":
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise WeightsError(f"{path}: invalid JSON ({error})") from error
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class InstalledWeights:
+    """A weights dir whose marker and files passed `check_installed`."""
+
+    root: Path
+    marker: dict[str, Any]
+
+    @property
+    def demo(self) -> bool:
+        return self.marker["kind"] == "demo"
+
+    @property
+    def ids(self) -> dict[str, str]:
+        return dict(self.marker["ids"])
+
+    def path(self, local: str) -> Path:
+        return self.root / local
+
+
+def read_marker(weights_dir: Path) -> dict[str, Any]:
+    marker_path = weights_dir / MARKER
+    if not marker_path.is_file():
+        raise WeightsError(
+            f"weights in {weights_dir} are incomplete: completion marker {marker_path} is missing. "
+            f"Fix: {fix_command(weights_dir)}"
+        )
+    try:
+        marker = json.loads(marker_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WeightsError(
+            f"{marker_path}: invalid JSON ({error}). Fix: {fix_command(weights_dir)}"
+        ) from error
+    if marker.get("format") != MARKER_FORMAT or marker.get("kind") not in ("demo", "download"):
+        raise WeightsError(
+            f"{marker_path}: unknown marker format {marker.get('format')!r} / kind "
+            f"{marker.get('kind')!r}. Fix: {fix_command(weights_dir)}"
+        )
+    return marker
+
+
+def check_installed(weights_dir: Path, full: bool = False) -> InstalledWeights:
+    """Verify a weights dir: marker present, every manifest location listed and structurally sound.
+
+    `full=True` also re-hashes every file against the sha256 recorded at download (minutes for the
+    real 12 GB set; the CLI's `verify --full`). The cheap check runs in `PipelineManager.__init__`.
+    """
+    weights_dir = Path(weights_dir)
+    if not weights_dir.is_dir():
+        raise WeightsError(f"weights dir {weights_dir} does not exist. Fix: {fix_command(weights_dir)}")
+    marker = read_marker(weights_dir)
+    recorded = marker["files"]
+    for entry in manifest(env={}):
+        if entry.layout_checked and entry.local not in recorded:
+            raise WeightsError(
+                f"{weights_dir / MARKER} does not list {entry.local}. Fix: {fix_command(weights_dir)}"
+            )
+    for local, facts in recorded.items():
+        path = weights_dir / local
+        try:
+            check_file(path, facts["size"])
+            if full and sha256_of(path) != facts["sha256"]:
+                raise WeightsError(f"{path}: sha256 differs from the one recorded at download")
+        except WeightsError as error:
+            raise WeightsError(f"{error}. Fix: {fix_command(weights_dir)}") from error
+    return InstalledWeights(weights_dir, marker)
+
+
+def write_marker(weights_dir: Path, kind: str, ids: dict[str, str], files: dict[str, dict[str, Any]]) -> Path:
+    """Write the completion marker atomically; callers do this only after every file is in place."""
+    marker = {
+        "format": MARKER_FORMAT,
+        "kind": kind,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "ids": ids,
+        "files": files,
+    }
+    path = weights_dir / MARKER
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(marker, indent=1, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def file_facts(weights_dir: Path, locals_: list[str]) -> dict[str, dict[str, Any]]:
+    return {
+        local: {"size": (weights_dir / local).stat().st_size, "sha256": sha256_of(weights_dir / local)}
+        for local in locals_
+    }
+
+
+# --- download -------------------------------------------------------------------------------------
+
+
+def _fetch(url: str, target: Path, report: Callable[[str], None]) -> dict[str, str]:
+    """Download `url` to `target` resuming from `target.part`; returns response facts (ETag, commit)."""
+    part = target.with_name(target.name + ".part")
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "plitka-pro-weights/1"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        resumed = response.status == 206
+        if offset and not resumed:
+            report(f"  server ignored the resume request, restarting {target.name}")
+        facts = {
+            "sha256": (response.headers.get("X-Linked-Etag") or "").strip('"'),
+            "commit": response.headers.get("X-Repo-Commit") or "",
+        }
+        with part.open("ab" if resumed else "wb") as handle:
+            while chunk := response.read(CHUNK):
+                handle.write(chunk)
+    part.replace(target)
+    return facts
+
+
+def _is_sha256(value: str | None) -> bool:
+    return bool(value) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def download(
+    weights_dir: Path, env: dict[str, str] | None = None, report: Callable[[str], None] = print
+) -> Path:
+    """Fetch every manifest file into `weights_dir`; resumable; the marker is written last.
+
+    Each file is checked against its pinned sha256, or else the hub's LFS sha256 (X-Linked-Etag),
+    and structurally (`check_file`). Completed files are recorded in a state file so an interrupted
+    download skips them next time.
+    """
+    weights_dir = Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    entries = manifest(env)
+    unset = [entry for entry in entries if not entry.source]
+    if unset:
+        names = ", ".join(f"PLITKA_{entry.group.upper()}_URL" for entry in unset)
+        raise WeightsError(
+            f"{names} not set: point it at the {', '.join(e.local for e in unset)} file "
+            "(an https URL or a local path), then run `python weights.py download` again"
+        )
+    (weights_dir / MARKER).unlink(missing_ok=True)
+    state_path = weights_dir / DOWNLOAD_STATE
+    state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else {}
+    for entry in entries:
+        target = weights_dir / entry.local
+        done = state.get(entry.local)
+        if done and target.is_file() and target.stat().st_size == done["size"]:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        report(f"fetching {entry.local} (~{entry.approx_mb:.0f} MB) from {entry.url}")
+        if entry.remote or "://" in entry.source:
+            try:
+                facts = _fetch(entry.url, target, report)
+            except (urllib.error.URLError, OSError) as error:
+                raise WeightsError(
+                    f"downloading {entry.url} to {target} failed ({error}); "
+                    "run `python weights.py download` again to resume"
+                ) from error
+        else:
+            shutil.copyfile(Path(entry.source).expanduser(), target)
+            facts = {"sha256": "", "commit": ""}
+        check_file(target)
+        digest = sha256_of(target)
+        expected = entry.sha256 or (facts["sha256"] if _is_sha256(facts["sha256"]) else None)
+        if expected and digest != expected:
+            target.unlink()
+            raise WeightsError(
+                f"{target}: sha256 {digest} differs from the expected {expected}; "
+                "the file was removed, run the download again"
+            )
+        revision = f"@{facts['commit']}" if facts["commit"] else ""
+        state[entry.local] = {
+            "size": target.stat().st_size,
+            "sha256": digest,
+            "id": f"{entry.source}{revision}",
+        }
+        state_path.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    ids = {entry.group: state[entry.local]["id"] for entry in entries}
+    files = {local: {"size": facts["size"], "sha256": facts["sha256"]} for local, facts in state.items()}
+    write_marker(weights_dir, "download", ids, files)
+    state_path.unlink()
+    report(f"weights complete in {weights_dir}")
+    return weights_dir
+
+
+# --- CLI --------------------------------------------------------------------------------------------
+
+
+def _default_dir(value: str | None) -> Path:
+    chosen = value or os.environ.get("PLITKA_WEIGHTS_DIR")
+    if not chosen:
+        raise SystemExit("give DIR or set PLITKA_WEIGHTS_DIR")
+    return Path(chosen)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="weights.py", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="print the manifest")
+    fetch = commands.add_parser("download", help="download every weight file (resumable)")
+    fetch.add_argument("dir", nargs="?")
+    verify = commands.add_parser("verify", help="check marker, sizes, headers (and sha256 with --full)")
+    verify.add_argument("dir", nargs="?")
+    verify.add_argument("--full", action="store_true", help="re-hash every file")
+    demo = commands.add_parser("demo", help="build tiny random demo weights (seconds, no network)")
+    demo.add_argument("dir")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        entries = manifest()
+        for entry in entries:
+            print(f"{entry.group:20} {entry.local:58} ~{entry.approx_mb:7.0f} MB  {entry.url or '(unset)'}")
+        print(f"total ~{sum(e.approx_mb for e in entries) / 1024:.1f} GB")
+        return 0
+    try:
+        if args.command == "download":
+            download(_default_dir(args.dir))
+        elif args.command == "verify":
+            installed = check_installed(_default_dir(args.dir), full=args.full)
+            kind = "DEMO weights (random, not product quality)" if installed.demo else "downloaded weights"
+            print(f"OK: {installed.root} holds complete {kind}; {len(installed.marker['files'])} files")
+        else:
+            from plitka.demo_weights import build_demo_weights
+
+            root = build_demo_weights(Path(args.dir))
+            print(f"DEMO weights built in {root}: random tiny SDXL, outputs are texture noise")
+    except WeightsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
