@@ -12,11 +12,11 @@ two steps (the reasoning and the measurements behind each choice are in docs/col
    painted in the wrong colour is given back its planned colour as a whole. `"map"` uses the colour
    map's labels as they are.
 2. **Re-colouring** — every pixel gets its colour's palette albedo times the illumination the model
-   rendered there: the ratio of the pixel's `L*+16` (the cube root of luminance) to the local mean
-   of the piece it belongs to. Shading multiplies reflected light, so this keeps highlights,
-   granule edges and depth while the mean colour of each piece becomes exactly the palette colour.
-   Each pixel's deviation is then limited to its colour's ΔE76 Voronoi cell, so that the
-   measurement classifies it back to its colour: close colours stay distinguishable.
+   rendered there (`illumination`: the ratio of the pixel's `L*+16`, the cube root of luminance,
+   to a local mean). Shading multiplies reflected light, so this keeps highlights, granule edges
+   and depth while each colour's mean becomes the palette colour. Each pixel's deviation is then
+   limited to its colour's ΔE76 Voronoi cell (and to the sRGB gamut), so that the measurement
+   classifies it back to its colour: close colours stay distinguishable.
 
 The background (outside the tile mask) is never written. Everything is deterministic.
 """
@@ -43,6 +43,8 @@ CELL_MARGIN = 0.85
 RETRIES = 6
 # How far outside 0..1 linear RGB a shaded pixel may go before it counts as out of gamut.
 GAMUT_TOLERANCE = 0.002
+# How much brighter or darker than its neighbours of the same colour a re-coloured piece may stay.
+GRANULE_VARIATION = 0.10
 # Local-mean window and texture-score high-pass, in pixels of a 1024 px frame.
 LOCAL_MEAN_SIZE = 32.0
 TEXTURE_SIGMA = 1.5
@@ -241,26 +243,8 @@ def recolor(
     rendered: np.ndarray,
     colors_lab: np.ndarray,
 ) -> np.ndarray:
-    """Palette albedo × rendered illumination, each pixel kept inside its colour's Voronoi cell.
-
-    A *piece* is the set of pixels with the same (rendered colour, assigned colour): one area the
-    model drew as one colour that now becomes one colour. Its local mean of `L*+16` (a box-filtered,
-    mask-normalised average) is the reference the pixel's shading ratio is taken against, so a
-    granule re-painted from black to white keeps its own highlights, not its old darkness.
-    """
-    height, width = tile_mask.shape
-    window = max(round(LOCAL_MEAN_SIZE * max(height, width) / REFERENCE_SIZE) | 1, 3)
-    relative = planes[0] + 16.0
-    local_mean = np.ones_like(relative)
-    count = len(colors_lab)
-    pieces = np.where(tile_mask, rendered * count + assigned, -1)
-    for piece in np.unique(pieces[tile_mask]):
-        members = pieces == piece
-        weight = members.astype(np.float32)
-        numerator = _smooth(relative * weight, window)
-        denominator = _smooth(weight, window)
-        local_mean[members] = numerator[members] / np.maximum(denominator[members], 1e-6)
-    ratio = relative / np.maximum(local_mean, 1e-3)
+    """Palette albedo × rendered illumination, each pixel kept inside its colour's Voronoi cell."""
+    ratio = illumination(planes[0], tile_mask, assigned, rendered, len(colors_lab))
 
     tile_assigned = assigned[tile_mask]
     tile_ratio = ratio[tile_mask]
@@ -290,8 +274,59 @@ def recolor(
     return result
 
 
+def illumination(
+    lightness: np.ndarray, tile_mask: np.ndarray, assigned: np.ndarray, rendered: np.ndarray, count: int
+) -> np.ndarray:
+    """(H, W) illumination ratio the model rendered at each tile pixel (1 = the local average).
+
+    A *piece* is the set of pixels with the same (rendered colour, assigned colour): an area the
+    model drew as one colour that now becomes one colour. Within a piece, the ratio of `L*+16`
+    (the cube root of luminance) to its local mean is pure shading: highlights, granule edges,
+    pores. A piece whose colour changes (a granule the model painted black that becomes white, or
+    the dark rim of a grey granule that read as dark grey) also differed from its new colour's
+    granules in mean brightness; that difference is ambiguous (albedo or shadow?), so it is kept
+    only within ±GRANULE_VARIATION of the nearby granules the model drew in the new colour: a rim
+    stays a little darker, a re-painted granule does not stay black.
+    """
+    size = max(tile_mask.shape)
+    window = max(round(LOCAL_MEAN_SIZE * size / REFERENCE_SIZE) | 1, 3)
+    relative = lightness + 16.0
+    ratio = np.ones_like(relative)
+    pieces = np.where(tile_mask, rendered * count + assigned, -1)
+    kept_means: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for piece in np.unique(pieces[tile_mask]):
+        source, sink = divmod(int(piece), count)
+        members = pieces == piece
+        mean, _ = _local_mean(relative, members, window)
+        ratio[members] = relative[members] / np.maximum(mean[members], 1e-3)
+        if source == sink:
+            continue
+        if sink not in kept_means:
+            kept_means[sink] = _local_mean(relative, (rendered == sink) & (assigned == sink), window)
+        kept_mean, kept_weight = kept_means[sink]
+        brightness = mean[members] / np.maximum(kept_mean[members], 1e-3)
+        brightness = np.clip(brightness, 1.0 - GRANULE_VARIATION, 1.0 + GRANULE_VARIATION)
+        ratio[members] *= np.where(kept_weight[members] > 1e-3, brightness, 1.0)
+    # Each colour's mean illumination is 1, so its mean lightness is the palette's.
+    for colour in range(count):
+        members = tile_mask & (assigned == colour)
+        if members.any():
+            ratio[members] /= ratio[members].mean()
+    return ratio
+
+
+def _local_mean(values: np.ndarray, members: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of `values` over `members` near each pixel, and the members' local density (0..1).
+
+    Two box filters (a tent of width 2·window) cost O(1) per pixel whatever the window.
+    """
+    weight = members.astype(np.float32)
+    density = _smooth(weight, window)
+    total = _smooth(values * weight, window)
+    return total / np.maximum(density, 1e-6), density
+
+
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Two box filters (a tent of width 2·window): a local mean that costs O(1) per pixel."""
     once = cv2.boxFilter(values, -1, (window, window), borderType=cv2.BORDER_CONSTANT)
     return cv2.boxFilter(once, -1, (window, window), borderType=cv2.BORDER_CONSTANT)
 
