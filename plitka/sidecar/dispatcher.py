@@ -193,7 +193,7 @@ class Dispatcher:
             # The last poll may predate the webhook that just freed the server: ask again now.
             await self.poll_health_once(client)
             if self.health[client.url]["status"] != "READY":
-                return idle_wait
+                return self.settings.busy_retry_seconds
         job = self.store.claim_next(client.url)
         if job is None:
             return idle_wait

@@ -65,11 +65,12 @@ redis.call('HINCRBY', KEYS[3], 'attempts', 1)
 return 1
 """
 
-# KEYS: pending, processing, job. ARGV: id, now.
+# KEYS: pending, processing, job. ARGV: id, now, notes.
 _RELEASE = """
 if redis.call('SREM', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
-redis.call('HSET', KEYS[3], 'status', 'pending', 'server', '', 'started_at', '', 'updated_at', ARGV[2])
+redis.call('HSET', KEYS[3], 'status', 'pending', 'server', '', 'started_at', '', 'updated_at', ARGV[2],
+           'notes', ARGV[3])
 redis.call('HINCRBY', KEYS[3], 'attempts', -1)
 return 1
 """
@@ -203,7 +204,12 @@ class RedisStore:
         return self.get(job_id)
 
     def release(self, job_id: int, note: str) -> None:
-        self._release(keys=[P + "pending", P + "processing", _key(job_id)], args=[job_id, time.time()])
+        job = self.get(job_id)
+        if job is None:
+            return
+        notes = job.notes if job.notes[-1:] == [note] else [*job.notes, note]
+        keys = [P + "pending", P + "processing", _key(job_id)]
+        self._release(keys=keys, args=[job_id, time.time(), json.dumps(notes)])
 
     def record_update(self, job_id: int, update: dict[str, Any]) -> Job | None:
         status = COG_STATUS_MAP.get(str(update.get("status")))

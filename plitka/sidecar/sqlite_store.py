@@ -207,11 +207,18 @@ class SQLiteStore:
 
     def release(self, job_id: int, note: str) -> None:
         with self._tx() as db:
+            row = db.execute(
+                "SELECT notes FROM jobs WHERE id = ? AND status = ?", (job_id, PROCESSING)
+            ).fetchone()
+            if row is None:
+                return
+            notes = json.loads(row[0])
+            if notes[-1:] != [note]:
+                notes.append(note)
             db.execute(
                 "UPDATE jobs SET status = ?, server = NULL, started_at = NULL, updated_at = ?, "
-                "attempts = attempts - 1 "
-                "WHERE id = ? AND status = ?",
-                (PENDING, time.time(), job_id, PROCESSING),
+                "attempts = attempts - 1, notes = ? WHERE id = ?",
+                (PENDING, time.time(), json.dumps(notes), job_id),
             )
 
     def record_update(self, job_id: int, update: dict[str, Any]) -> Job | None:

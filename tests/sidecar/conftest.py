@@ -113,7 +113,9 @@ def start_sidecar(
         stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
     )
-    sidecar = Sidecar(f"http://127.0.0.1:{port}", port, process, log_path, (env or {}).get("PLITKA_SIDECAR_TOKEN"))
+    sidecar = Sidecar(
+        f"http://127.0.0.1:{port}", port, process, log_path, (env or {}).get("PLITKA_SIDECAR_TOKEN")
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -151,7 +153,9 @@ def wait_cog_idle(cog_url: str, timeout: float = 20.0) -> None:
 
     def ready() -> bool:
         with contextlib.suppress(httpx.HTTPError):
-            return httpx.get(f"{cog_url}/health-check", timeout=2, trust_env=False).json()["status"] == "READY"
+            return (
+                httpx.get(f"{cog_url}/health-check", timeout=2, trust_env=False).json()["status"] == "READY"
+            )
         return False
 
     wait_for(ready, timeout, 0.1, f"{cog_url} to be READY")

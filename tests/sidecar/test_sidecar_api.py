@@ -120,7 +120,12 @@ def test_batch_is_all_or_nothing_and_at_most_ten(api):
 def test_cancel_pending_then_cancel_again_and_unknown(api):
     api.post("/jobs", json={"params_json": PARAMS})
     response = api.delete("/jobs/1")
-    assert response.json() == {"job_id": 1, "status": "canceled", "previous_status": "pending", "cog_cancel": None}
+    assert response.json() == {
+        "job_id": 1,
+        "status": "canceled",
+        "previous_status": "pending",
+        "cog_cancel": None,
+    }
     again = api.delete("/jobs/1")
     assert again.status_code == 409 and "already canceled" in again.json()["problems"][0]["message"]
     missing = api.get("/jobs/42")
@@ -192,7 +197,16 @@ def test_oversized_bodies_are_refused(api):
 
 def test_openapi_docs_list_every_endpoint(api):
     paths = api.get("/openapi.json").json()["paths"]
-    for path in ("/queue_status", "/clear_queue", "/jobs", "/jobs/batch", "/jobs/{job_id}", "/stats", "/test", "/health"):
+    for path in (
+        "/queue_status",
+        "/clear_queue",
+        "/jobs",
+        "/jobs/batch",
+        "/jobs/{job_id}",
+        "/stats",
+        "/test",
+        "/health",
+    ):
         assert path in paths
     assert api.get("/docs").status_code == 200
 

@@ -21,7 +21,9 @@ def store(tmp_path):
 
 
 def submit(store: SQLiteStore, count: int) -> list[int]:
-    return [job_id for job_id, _ in store.submit([("generate", {"params_json": f"{i}"}) for i in range(count)])]
+    return [
+        job_id for job_id, _ in store.submit([("generate", {"params_json": f"{i}"}) for i in range(count)])
+    ]
 
 
 def test_positions_follow_submission_order_and_claims(store):
@@ -65,7 +67,11 @@ def test_clear_cancels_everything_or_only_pending(store):
     result = store.clear(pending_only=False)
     assert result.pending == 2 and [j.id for j in result.processing] == [running.id]
     assert store.get(running.id).status == "canceled"
-    assert queue_status(store) == {"total_jobs": 0, "status_counts": {"pending": 0, "processing": 0}, "jobs": []}
+    assert queue_status(store) == {
+        "total_jobs": 0,
+        "status_counts": {"pending": 0, "processing": 0},
+        "jobs": [],
+    }
 
 
 def test_cog_updates_drive_progress_output_and_final_status(store):

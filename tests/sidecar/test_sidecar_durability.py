@@ -1,0 +1,98 @@
+"""SIGKILL the sidecar mid-queue: pending jobs survive, the running one is re-attached, re-run or
+failed — each time with a note saying so, never lost and never run twice without a trace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from cog_server import running_cog_server
+from conftest import PARAMS, job, wait_cog_idle, wait_for, wait_job
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def long_cog(tmp_path_factory) -> Iterator:
+    """Runs take ~4 s, long enough to kill and restart the sidecar while Cog is still busy."""
+    env = {
+        "COG_PREDICT_TYPE_STUB": "tests/sidecar/slow_predictor.py:Predictor",
+        "PLITKA_TEST_STEPS": "40",
+        "PLITKA_TEST_STEP_SECONDS": "0.1",
+    }
+    with running_cog_server(env=env, log_dir=tmp_path_factory.mktemp("long-cog")) as server:
+        yield server
+
+
+def kill_mid_job(sidecar, jobs: int = 3) -> list[int]:
+    """Queue `jobs`, wait until the first one is visibly running, then SIGKILL the sidecar."""
+    with sidecar.client() as client:
+        created = client.post("/jobs/batch", json={"jobs": [{"params_json": PARAMS}] * jobs}).json()["jobs"]
+        ids = [c["job_id"] for c in created]
+        wait_for(lambda: (job(client, ids[0])["progress"] or 0) > 0, what="job 1 to report progress")
+    sidecar.kill()
+    return ids
+
+
+def assert_pending_kept(client, ids: list[int]) -> None:
+    for position, job_id in enumerate(ids, start=1):
+        view = job(client, job_id)
+        assert (view["status"], view["position"], view["attempts"]) == ("pending", position, 0), view
+
+
+def test_restart_while_cog_still_runs_the_job_reattaches(long_cog, sidecar_factory, tmp_path):
+    wait_cog_idle(long_cog.url)
+    db = tmp_path / "durable.sqlite"
+    first = sidecar_factory([long_cog.url], db=db)
+    ids = kill_mid_job(first)
+
+    second = sidecar_factory([long_cog.url], db=db, port=first.port)
+    with second.client() as client:
+        assert_pending_kept(client, ids[1:])
+        running = job(client, ids[0])
+        assert running["status"] == "processing" and running["attempts"] == 1
+        assert running["notes"] == ["re-attached to the running prediction after a sidecar restart"]
+        client.post("/clear_queue", params={"pending_only": "true"})
+        done = wait_job(client, ids[0], ("succeeded", "failed"))
+    assert done["status"] == "succeeded" and done["attempts"] == 1 and done["progress"] == 100.0
+
+
+def test_restart_after_cog_finished_reruns_the_job_and_says_so(slow_cog, sidecar_factory, tmp_path):
+    wait_cog_idle(slow_cog.url)
+    db = tmp_path / "durable.sqlite"
+    first = sidecar_factory([slow_cog.url], db=db)
+    ids = kill_mid_job(first, jobs=2)
+    # Cog finishes the job while nobody listens: its result is lost with the dead sidecar.
+    wait_cog_idle(slow_cog.url)
+
+    second = sidecar_factory([slow_cog.url], db=db, port=first.port)
+    with second.client() as client:
+        done = wait_job(client, ids[0], ("succeeded", "failed"))
+        assert done["status"] == "succeeded" and done["attempts"] == 2
+        assert done["notes"] == [
+            "re-run after a sidecar restart: the previous run's result never reached the sidecar"
+        ]
+        after = wait_job(client, ids[1], ("succeeded", "failed"))
+    # Cog may still be releasing its slot when the first result arrives (a benign 409 note).
+    assert after["status"] == "succeeded" and after["attempts"] == 1
+    assert set(after["notes"]) <= {"Cog server busy (409)"}
+
+
+def test_fail_policy_fails_the_interrupted_job_explicitly(long_cog, sidecar_factory, tmp_path):
+    wait_cog_idle(long_cog.url)
+    db = tmp_path / "durable.sqlite"
+    first = sidecar_factory([long_cog.url], "--lost-job-policy", "fail", db=db)
+    ids = kill_mid_job(first)
+
+    second = sidecar_factory([long_cog.url], "--lost-job-policy", "fail", db=db, port=first.port)
+    with second.client() as client:
+        failed = job(client, ids[0])
+        assert failed["status"] == "failed"
+        assert "the sidecar stopped while this job ran" in failed["error"]
+        assert "resubmit the job" in failed["error"]
+        assert failed["notes"] == ["failed at sidecar start-up"]
+        # The interrupted prediction was cancelled on Cog, so the next job gets the GPU.
+        assert wait_job(client, ids[1], ("processing", "succeeded"))["attempts"] == 1
+        assert job(client, ids[2])["status"] == "pending"
+        client.post("/clear_queue")
+    wait_cog_idle(long_cog.url)
