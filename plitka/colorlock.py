@@ -83,7 +83,7 @@ class LockResult:
             "assignment": self.assignment,
             "before_lock": self.before.to_dict(),
             "after_lock": self.after.to_dict(),
-            "texture_score": round(self.texture_score, 3),
+            "texture_score": None if np.isnan(self.texture_score) else round(self.texture_score, 3),
             "changed_colour_percent": round(self.changed_fraction * 100, 2),
             "warnings": list(self.warnings),
         }
@@ -145,7 +145,7 @@ def lock_colors(
         image=locked,
         before=before,
         after=after,
-        texture_score=texture_score(image, locked, tile_mask, before_lightness=planes[0]),
+        texture_score=texture_score(image, locked, assigned, before_lightness=planes[0]),
         strength=strength,
         assignment=assignment,
         changed_fraction=changed,
@@ -374,24 +374,39 @@ def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
 
 
 def texture_score(
-    before: np.ndarray, after: np.ndarray, tile_mask: np.ndarray, before_lightness: np.ndarray | None = None
+    before: np.ndarray,
+    after: np.ndarray,
+    regions: np.ndarray,
+    before_lightness: np.ndarray | None = None,
 ) -> float:
     """How much of the rendered fine lightness detail survives: 1 = all of it, 0 = none.
 
-    Pearson correlation, over the tile, of the high-pass lightness (L* minus its Gaussian blur,
-    σ = 1.5 px per 1024 px of frame) of the image before and after the lock (`before_lightness`:
-    its L* plane when the caller has it already). Fine detail is what
-    the model adds over the flat colour map — granule edges, highlights, pores — and it is
-    scale-free, so a granule re-coloured from black to white with the same shading still scores 1.
+    Pearson correlation of the high-pass lightness (L* minus its Gaussian blur, σ = 1.5 px per
+    1024 px of frame) of the image before and after the lock, over the *interiors* of the colour
+    regions of `regions` ((H, W) colour index, -1 = background): pixels at least 3σ from any
+    colour boundary. Fine detail inside a colour is what the model adds over the flat colour map —
+    granule edges, highlights, pores, grain — and exactly what the lock promises to keep. Colour
+    boundaries are left out on purpose: their contrast is dominated by which colour sits where, so
+    even a flat fill would score high there. NaN when no pixel is that far from a boundary.
+    `before_lightness` is the L* plane of `before` when the caller has it already.
     """
-    sigma = max(TEXTURE_SIGMA * max(tile_mask.shape) / REFERENCE_SIZE, 0.5)
+    sigma = max(TEXTURE_SIGMA * max(regions.shape) / REFERENCE_SIZE, 0.5)
+    boundary = np.zeros(regions.shape, dtype=bool)
+    boundary[:, 1:] |= regions[:, 1:] != regions[:, :-1]
+    boundary[:, :-1] |= regions[:, 1:] != regions[:, :-1]
+    boundary[1:, :] |= regions[1:, :] != regions[:-1, :]
+    boundary[:-1, :] |= regions[1:, :] != regions[:-1, :]
+    distance = cv2.distanceTransform((~boundary).astype(np.uint8), cv2.DIST_L2, 3)
+    interior = (regions >= 0) & (distance > 3 * sigma)
+    if not interior.any():
+        return float("nan")
     lightness_before = lab_planes(before)[0] if before_lightness is None else before_lightness
     details = []
     for lightness in (lightness_before, lab_planes(after)[0]):
-        details.append((lightness - cv2.GaussianBlur(lightness, (0, 0), sigma))[tile_mask])
+        details.append((lightness - cv2.GaussianBlur(lightness, (0, 0), sigma))[interior].astype(np.float64))
     first, second = (d - d.mean() for d in details)
     norm = float(np.sqrt((first @ first) * (second @ second)))
-    return float(first @ second / norm) if norm > 0 else 1.0
+    return float(first @ second / norm) if norm > 0 else 0.0
 
 
 def _render_warnings(before: Measurement) -> list[str]:

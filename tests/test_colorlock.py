@@ -57,8 +57,8 @@ def test_lock_meets_targets_and_keeps_close_colours_apart(name, assignment):
     np.testing.assert_allclose(result.after.shares, shares)
     # Each colour's pixels average to (nearly) the palette colour itself: close colours stay apart.
     assert np.nanmax(result.after.delta_e) < 3.0, result.after.delta_e
-    if assignment == "render":  # "map" cuts across moved granule edges; compared below
-        assert result.texture_score > 0.5
+    # The relief inside the colours survives (a flat fill scores ~0, see below).
+    assert result.texture_score > 0.65
 
 
 def test_lock_fixes_the_known_failures_the_render_had():
@@ -102,10 +102,10 @@ def test_texture_score_detects_a_lock_that_destroys_texture():
     colormap, colors, render = _case(codes, fractions, degradation)
     locked = lock_colors(render, colormap.tile_mask, colormap.labels, colors, fractions)
     flat = paint_labels(colormap.labels, colors)  # exact shares, but every bit of relief is gone
-    flat_score = texture_score(render, flat, colormap.tile_mask)
-    assert flat_score < 0.3
-    assert locked.texture_score > flat_score + 0.3
-    assert texture_score(render, render, colormap.tile_mask) == pytest.approx(1.0)
+    flat_score = texture_score(render, flat, colormap.labels)
+    assert flat_score < 0.2
+    assert locked.texture_score > flat_score + 0.5
+    assert texture_score(render, render, colormap.labels) == pytest.approx(1.0)
 
 
 def test_strength_zero_is_unchanged_and_intermediate_blends():
@@ -152,7 +152,9 @@ def test_render_assignment_keeps_more_of_the_render_than_the_map():
     kept = lock_colors(render, colormap.tile_mask, colormap.labels, colors, fractions, 1.0, "render")
     mapped = lock_colors(render, colormap.tile_mask, colormap.labels, colors, fractions, 1.0, "map")
     assert kept.changed_fraction < mapped.changed_fraction
-    assert kept.texture_score > mapped.texture_score + 0.2  # the map's edges are not where the model drew them
+    # Scored over the whole tile, colour edges included: the map's edges are not where the model drew them.
+    whole_tile = np.where(colormap.tile_mask, 0, -1)
+    assert texture_score(render, kept.image, whole_tile) > texture_score(render, mapped.image, whole_tile) + 0.2
     # The fewest possible pixels change colour: exactly the render's share error.
     assert kept.changed_fraction == pytest.approx(kept.before.errors_pp.sum() / 200, abs=1e-9)
 
