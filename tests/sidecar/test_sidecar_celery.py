@@ -1,0 +1,148 @@
+"""Celery + Redis backend with a real redis-server and real Celery workers, one per Cog server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from cog_server import free_port
+from conftest import PARAMS, ROOT, job, wait_cog_idle, wait_for, wait_job
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing: run `make system-deps` (Debian package redis-server)"
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=(workdir / "redis.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    wait_for(lambda: _pings(client), 10, 0.05, "redis-server to answer PING")
+    yield url
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    with contextlib.suppress(redis.RedisError):
+        return client.ping()
+    return False
+
+
+@contextlib.contextmanager
+def celery_worker(
+    redis_url: str, cog_url: str, sidecar_url: str, log_dir: Path
+) -> Iterator[subprocess.Popen]:
+    env = {
+        **os.environ,
+        "PLITKA_REDIS_URL": redis_url,
+        "PLITKA_COG_URL": cog_url,
+        "PLITKA_SIDECAR_URL": sidecar_url,
+        "PLITKA_BUSY_RETRY": "0.2",
+    }
+    log = log_dir / f"worker-{cog_url.rsplit(':', 1)[1]}.log"
+    command = [sys.executable, "-m", "celery", "-A", "plitka.sidecar.celery_backend", "worker"]
+    command += ["--concurrency", "1", "--prefetch-multiplier", "1", "-Q", "plitka", "--loglevel", "INFO"]
+    command += ["--hostname", f"gpu-{cog_url.rsplit(':', 1)[1]}@%h", "--without-gossip", "--without-mingle"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    wait_for(lambda: "ready." in log.read_text() or process.poll() is not None, 30, 0.1, "the Celery worker")
+    assert process.poll() is None, log.read_text()
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_jobs_spread_over_gpu_boxes_through_celery(redis_url, slow_cog, draft_cog, sidecar_factory, tmp_path):
+    wait_cog_idle(slow_cog.url)
+    redis.Redis.from_url(redis_url).flushdb()
+    port = free_port()
+    sidecar = sidecar_factory(
+        [slow_cog.url, draft_cog.url], "--backend", "celery", "--redis-url", redis_url, port=port
+    )
+    with (
+        celery_worker(redis_url, slow_cog.url, sidecar.url, tmp_path),
+        celery_worker(redis_url, draft_cog.url, sidecar.url, tmp_path),
+        sidecar.client() as client,
+    ):
+        created = client.post("/jobs/batch", json={"jobs": [{"params_json": PARAMS}] * 6}).json()["jobs"]
+        ids = [c["job_id"] for c in created]
+        assert [c["position"] for c in created] == [1, 2, 3, 4, 5, 6]
+        done = [wait_job(client, i, ("succeeded", "failed"), timeout=60) for i in ids]
+        assert {d["status"] for d in done} == {"succeeded"}, [d["error"] for d in done]
+        assert {d["server"] for d in done} == {slow_cog.url, draft_cog.url}
+        assert all(d["attempts"] == 1 for d in done)
+        slow_runs = [d for d in done if d["server"] == slow_cog.url]
+        assert all(d["progress"] == 100.0 and "10/10" in d["logs"] for d in slow_runs)
+        assert client.get("/queue_status").json() == {
+            "total_jobs": 0,
+            "status_counts": {"pending": 0, "processing": 0},
+            "jobs": [],
+        }
+        stats = client.get("/stats").json()
+        assert stats["backend"] == "celery" and stats["counts"]["succeeded"] == 6
+
+
+def test_celery_cancel_and_clear(redis_url, slow_cog, sidecar_factory, tmp_path):
+    wait_cog_idle(slow_cog.url)
+    redis.Redis.from_url(redis_url).flushdb()
+    sidecar = sidecar_factory([slow_cog.url], "--backend", "celery", "--redis-url", redis_url)
+    with celery_worker(redis_url, slow_cog.url, sidecar.url, tmp_path), sidecar.client() as client:
+        ids = [
+            c["job_id"]
+            for c in client.post("/jobs/batch", json={"jobs": [{"params_json": PARAMS}] * 5}).json()["jobs"]
+        ]
+        wait_for(lambda: (job(client, ids[0])["progress"] or 0) > 0, 30, 0.05, "job 1 to report progress")
+        status = client.get("/queue_status").json()
+        assert status["status_counts"] == {"pending": 4, "processing": 1}
+        assert status["jobs"][0] == {"job_id": ids[0], "status": "processing", "type": "generate"}
+
+        canceled = client.delete(f"/jobs/{ids[1]}").json()
+        assert canceled["previous_status"] == "pending"
+        kept = client.post("/clear_queue", params={"pending_only": "true"}).json()
+        assert kept["cleared"] == {"total": 3, "pending": 3, "processing": 0}
+        client.post("/jobs", json={"params_json": PARAMS})
+        cleared = client.post("/clear_queue").json()
+        assert cleared == {
+            "ok": True,
+            "message": "Queue cleared successfully",
+            "cleared": {"total": 2, "pending": 1, "processing": 1},
+        }
+        first = job(client, ids[0])
+        assert first["status"] == "canceled" and any("Cog cancel: canceled" in n for n in first["notes"])
+        # The worker drains the cancelled tasks without running them and takes new work again.
+        later = client.post("/jobs", json={"params_json": PARAMS}).json()["job_id"]
+        done = wait_job(client, later, ("succeeded", "failed"), timeout=30)
+        assert done["status"] == "succeeded" and done["attempts"] == 1
+        assert all(job(client, i)["status"] == "canceled" for i in ids[1:])
