@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.synthetic import Degradation, synthetic_render  # noqa: E402
-from plitka.colorlock import lock_colors  # noqa: E402
+from plitka.colorlock import lock_colors, texture_score  # noqa: E402
 from plitka.colormap import render_colormap  # noqa: E402
 from plitka.measure import Measurement, measure  # noqa: E402
 from plitka.params import parse_request  # noqa: E402
@@ -91,8 +91,10 @@ class Row:
     lock: float
     measured: dict[str, Any]
     texture_score: float | None
+    changed_percent: float | None
     seconds: float
     independent_gap_pp: float | None = None
+    whole_tile_texture: float | None = None
 
 
 def run_direct(size: int, seed: int, assignment: str) -> list[Row]:
@@ -120,8 +122,14 @@ def run_direct(size: int, seed: int, assignment: str) -> list[Row]:
                     lock=lock,
                     measured=result.after.to_dict(),
                     texture_score=result.texture_score if lock > 0 else None,
+                    changed_percent=result.changed_fraction * 100 if lock > 0 else None,
                     seconds=seconds,
                     independent_gap_pp=_gap(result.after, independent),
+                    whole_tile_texture=(
+                        texture_score(render, result.image, np.where(colormap.tile_mask, 0, -1))
+                        if lock > 0
+                        else None
+                    ),
                 )
             )
     return rows
@@ -160,6 +168,7 @@ def run_predictor(seed: int) -> list[Row]:
                     lock=lock,
                     measured=after,
                     texture_score=measured.get("texture_score") if lock > 0 else None,
+                    changed_percent=measured.get("changed_colour_percent") if lock > 0 else None,
                     seconds=seconds,
                     independent_gap_pp=max(
                         abs(c["measured_percent"] - round(float(s) * 100, 2))
@@ -206,17 +215,25 @@ def summarise(rows: list[Row], lock: float) -> dict[str, float]:
     if textures:
         summary["mean_texture_score"] = float(np.mean(textures))
         summary["min_texture_score"] = float(np.min(textures))
+    changed = [r.changed_percent for r in chosen if r.changed_percent is not None]
+    if changed:
+        summary["mean_changed_colour_percent"] = float(np.mean(changed))
+    whole = [r.whole_tile_texture for r in chosen if r.whole_tile_texture is not None]
+    if whole:
+        summary["mean_whole_tile_texture"] = float(np.mean(whole))
     return summary
 
 
 def print_table(title: str, rows: list[Row]) -> None:
     print(f"\n{title}")
-    print(f"{'recipe':<72} {'lock':>4} {'mean pp':>8} {'max pp':>7} {'ΔE':>6} {'texture':>7}")
+    print(f"{'recipe':<72} {'lock':>4} {'mean pp':>8} {'max pp':>7} {'ΔE':>6} {'texture':>7} {'changed':>7}")
     for row in rows:
         texture = "" if row.texture_score is None else f"{row.texture_score:.3f}"
+        changed = "" if row.changed_percent is None else f"{row.changed_percent:.1f}%"
         print(
             f"{row.recipe[:72]:<72} {row.lock:>4g} {row.measured['mean_error_pp']:>8.2f} "
-            f"{row.measured['max_error_pp']:>7.2f} {row.measured['mean_delta_e']:>6.2f} {texture:>7}"
+            f"{row.measured['max_error_pp']:>7.2f} {row.measured['mean_delta_e']:>6.2f} "
+            f"{texture:>7} {changed:>7}"
         )
 
 
@@ -229,8 +246,12 @@ def print_summary(label: str, rows: list[Row]) -> dict[str, dict[str, float]]:
         if "mean_texture_score" in summary:
             texture = (
                 f", texture score mean {summary['mean_texture_score']:.3f} "
-                f"(min {summary['min_texture_score']:.3f})"
+                f"(min {summary['min_texture_score']:.3f}), colour changed on "
+                f"{summary['mean_changed_colour_percent']:.1f} % of the tile"
             )
+        if "mean_whole_tile_texture" in summary:
+            whole = summary["mean_whole_tile_texture"]
+            texture += f", whole-tile texture (colour edges included) {whole:.3f}"
         print(
             f"{label} color_lock {lock:g}: {summary['recipes']} recipes, share error mean "
             f"{summary['mean_error_pp']:.2f} pp, max {summary['max_error_pp']:.2f} pp, mean ΔE "
