@@ -7,11 +7,15 @@ Two paths, never mixed, always named in the output:
   It reads `measured.before_lock` / `measured.after_lock` from each `report.json` and, as an
   independent check, re-measures the final image itself against the colour map's tile mask.
   Needs `PLITKA_WEIGHTS_DIR` (e.g. demo weights: `python weights.py demo DIR`).
+* `pipeline`: the same SDXL renderer the predictor uses (`plitka.pipelines.PipelineManager` for
+  `PLITKA_WEIGHTS_DIR`, quality `preview`, the request's prompt), then `lock_colors` at 1 and 0 on
+  the very same render — the real diffusion path without the Cog runner, for as long as the lock is
+  not yet wired into `plitka/generate.py`.
 * `direct`: colour map → synthetic degraded render (bench/synthetic.py: wrong proportions, moved
   granule edges, washed / shifted / darkened colours, relief, blur) → `lock_colors`. No diffusion;
   this measures the lock itself, and also compares the two assignment strategies.
 
-Usage: python bench/color_fidelity.py [--path predictor|direct] [--size 512] [--json out.json]
+Usage: python bench/color_fidelity.py [--path predictor|pipeline|direct] [--size 512] [--json out.json]
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ if str(ROOT) not in sys.path:
 
 from bench.synthetic import Degradation, synthetic_render  # noqa: E402
 from plitka.colorlock import lock_colors, texture_score  # noqa: E402
-from plitka.colormap import render_colormap  # noqa: E402
+from plitka.colormap import ColorMap, render_colormap  # noqa: E402
 from plitka.measure import Measurement, measure  # noqa: E402
-from plitka.params import parse_request  # noqa: E402
+from plitka.params import Request, parse_request  # noqa: E402
 
 GOAL_MEAN_PP = 0.5
 GOAL_MAX_PP = 1.5
@@ -104,9 +108,7 @@ def run_direct(size: int, seed: int, assignment: str) -> list[Row]:
         request = parse_request({**recipe["params"], "seed": seed + index, "quality": "draft"})
         colors = [c.rgb for c in request.colors]
         fractions = [c.fraction for c in request.colors]
-        colormap = render_colormap(
-            colors, fractions, size, size, request.angle, request.granule_size, request.seed
-        )
+        colormap = colormap_for(request, size, size)
         degradation = DEGRADATIONS[names[index % len(names)]]
         render = synthetic_render(colormap, degradation, request.seed)
         for lock in (1.0, 0.0):
@@ -130,6 +132,40 @@ def run_direct(size: int, seed: int, assignment: str) -> list[Row]:
                         if lock > 0
                         else None
                     ),
+                )
+            )
+    return rows
+
+
+def run_pipeline(seed: int) -> list[Row]:
+    from plitka.pipelines import PipelineManager
+    from plitka.prompts import build_negative_prompt, build_prompt
+
+    renderer = PipelineManager.from_env()
+    rows = []
+    for index, recipe in enumerate(RECIPES):
+        request = parse_request({**recipe["params"], "quality": "preview", "seed": seed + index})
+        colors = [c.rgb for c in request.colors]
+        fractions = [c.fraction for c in request.colors]
+        colormap = colormap_for(request, request.width, request.height)
+        prompt, negative_prompt = build_prompt(request), build_negative_prompt(request)
+        rendered = renderer.render(request, colormap.image(), prompt, negative_prompt)
+        pipeline = f"{rendered.pipeline}, {rendered.controlnet or 'no controlnet'}"
+        render = np.asarray(rendered.image.convert("RGB"))
+        for lock in (1.0, 0.0):
+            started = time.perf_counter()
+            result = lock_colors(render, colormap.tile_mask, colormap.labels, colors, fractions, lock)
+            seconds = time.perf_counter() - started
+            independent = measure(result.image, colormap.tile_mask, colors, fractions)
+            rows.append(
+                Row(
+                    recipe=f"{recipe['name']} [{pipeline}]",
+                    lock=lock,
+                    measured=result.after.to_dict(),
+                    texture_score=result.texture_score if lock > 0 else None,
+                    changed_percent=result.changed_fraction * 100 if lock > 0 else None,
+                    seconds=seconds,
+                    independent_gap_pp=_gap(result.after, independent),
                 )
             )
     return rows
@@ -182,16 +218,21 @@ def run_predictor(seed: int) -> list[Row]:
 def _independent_measurement(params: dict[str, Any], final: np.ndarray) -> Measurement:
     """Re-measure the final image from scratch: rebuild the colour map's tile mask from the request."""
     request = parse_request(params)
-    colormap = render_colormap(
+    colormap = colormap_for(request, final.shape[1], final.shape[0])
+    return measure(final, colormap.tile_mask, colormap.colors, [c.fraction for c in request.colors])
+
+
+def colormap_for(request: Request, width: int, height: int) -> ColorMap:
+    """The request's colour map, exactly as plitka/generate.py draws it (same seed, same call)."""
+    return render_colormap(
         [c.rgb for c in request.colors],
         [c.fraction for c in request.colors],
-        final.shape[1],
-        final.shape[0],
+        width,
+        height,
         request.angle,
         request.granule_size,
         request.seed,
     )
-    return measure(final, colormap.tile_mask, colormap.colors, [c.fraction for c in request.colors])
 
 
 def _gap(reported: Measurement, independent: Measurement) -> float:
@@ -267,7 +308,7 @@ def print_summary(label: str, rows: list[Row]) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--path", choices=["predictor", "direct"], default="predictor")
+    parser.add_argument("--path", choices=["predictor", "pipeline", "direct"], default="predictor")
     parser.add_argument("--size", type=int, default=512, help="direct path: frame size (preview = 512)")
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--json", type=Path, help="also write the rows and summaries to this file")
@@ -278,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_predictor(args.seed)
         print_table("PATH: predictor (predict.Predictor, quality preview)", rows)
         results["summary"] = print_summary("[predictor]", rows)
+        results["rows"] = [row.__dict__ for row in rows]
+    elif args.path == "pipeline":
+        rows = run_pipeline(args.seed)
+        print_table("PATH: pipeline (SDXL PipelineManager, quality preview, then lock_colors)", rows)
+        results["summary"] = print_summary("[pipeline]", rows)
         results["rows"] = [row.__dict__ for row in rows]
     else:
         for assignment in ("render", "map"):
