@@ -134,8 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from plitka.sidecar.app import create_app
 
+    # uvloop + httptools (pinned in requirements-sidecar.txt) keep /queue_status p99 low under polling.
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
     )
     return 0
 

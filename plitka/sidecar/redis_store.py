@@ -28,7 +28,7 @@ from plitka.sidecar.jobs import (
     parse_progress,
 )
 from plitka.sidecar.sqlite_store import timing_summary
-from plitka.sidecar.store import ClearResult
+from plitka.sidecar.store import ClearResult, queue_status
 
 P = "plitka:"
 
@@ -99,6 +99,9 @@ return 1
 class RedisStore:
     """QueueStore on Redis (durability = the Redis server's persistence settings, see docs)."""
 
+    # Celery workers change the queue from other processes, so nothing here can be cached.
+    version = None
+
     def __init__(self, url: str):
         self.url = url
         self._r = redis.Redis.from_url(url, decode_responses=True)
@@ -152,6 +155,9 @@ class RedisStore:
             for job_id, row in zip(ids, rows, strict=True)
             if row[1] in (PENDING, PROCESSING)
         ]
+
+    def queue_status_json(self) -> bytes:
+        return json.dumps(queue_status(self), separators=(",", ":")).encode()
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(ALL_STATUSES, 0)

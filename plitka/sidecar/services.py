@@ -40,6 +40,17 @@ class Services:
     started_at: float = field(default_factory=time.time)
     submitted: int = 0
     _schema: dict[str, Any] | None = None
+    _status_cache: tuple[int, bytes] | None = None
+
+    def queue_status_json(self) -> bytes:
+        """The /queue_status body, serialised once per queue change (the badge polls it often)."""
+        version = self.store.version
+        if version is not None and self._status_cache and self._status_cache[0] == version:
+            return self._status_cache[1]
+        body = self.store.queue_status_json()
+        if version is not None:
+            self._status_cache = (version, body)
+        return body
 
     async def cog_schema(self) -> dict[str, Any] | None:
         """The Cog input schema for typed submissions, fetched once from the first server that has one."""

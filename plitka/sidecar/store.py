@@ -24,6 +24,9 @@ class QueueStore(Protocol):
     """Durable job storage with an ordered pending queue."""
 
     namespace: str
+    # Grows with every change made through this object; None when other processes write too.
+    # Lets the API reuse a serialised /queue_status until the queue actually changes.
+    version: int | None
 
     def submit(self, items: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, int]]:
         """Append jobs (type, Cog input) in order; returns (job id, 1-based queue position) each."""
@@ -37,6 +40,10 @@ class QueueStore(Protocol):
 
     def active_jobs(self) -> list[Job]:
         """Processing jobs first, then pending ones in queue order (light records: no logs/output)."""
+        ...
+
+    def queue_status_json(self) -> bytes:
+        """The serialised `queue_status(store)` (the badge polls it; backends may build it natively)."""
         ...
 
     def counts(self) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -44,6 +45,17 @@ def test_positions_follow_submission_order_and_claims(store):
             {"job_id": 3, "status": "pending", "type": "generate"},
         ],
     }
+
+
+def test_native_json_body_equals_the_python_shape(store):
+    assert json.loads(store.queue_status_json()) == queue_status(store)
+    submit(store, 5)
+    store.claim_next(SERVER)
+    store.cancel(3, "x")
+    body = json.loads(store.queue_status_json())
+    assert body == queue_status(store)
+    assert list(body) == ["total_jobs", "status_counts", "jobs"]
+    assert [j["job_id"] for j in body["jobs"]] == [1, 2, 4, 5]
 
 
 def test_release_puts_a_busy_job_back_at_its_old_place(store):

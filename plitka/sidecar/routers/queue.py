@@ -5,21 +5,20 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from plitka.sidecar.models import ClearResponse, QueueStatus
 from plitka.sidecar.security import require_token
 from plitka.sidecar.services import ServicesDep
-from plitka.sidecar.store import queue_status
 
 router = APIRouter(tags=["queue"])
 log = logging.getLogger("plitka.sidecar")
 
 
 @router.get("/queue_status", response_model=QueueStatus, summary="Jobs waiting or running (DESIGN §8 shape)")
-async def get_queue_status(services: ServicesDep) -> dict:
+async def get_queue_status(services: ServicesDep) -> Response:
     """Pending and processing jobs, processing first, then pending in queue order."""
-    return queue_status(services.store)
+    return Response(services.queue_status_json(), media_type="application/json")
 
 
 @router.post(
