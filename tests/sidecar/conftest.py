@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from cog_server import free_port, running_cog_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +66,44 @@ def draft_cog(tmp_path_factory) -> Iterator:
     """The real Cog server with the unmodified predictor (draft renders are instant on CPU)."""
     with running_cog_server(log_dir=tmp_path_factory.mktemp("draft-cog")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """A real redis-server on a free loopback port, without persistence (tests flush it)."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing: run `make system-deps` (Debian package redis-server)"
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=(workdir / "redis.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    wait_for(lambda: _pings(client), 10, 0.05, "redis-server to answer PING")
+    yield url
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    with contextlib.suppress(redis.RedisError):
+        return client.ping()
+    return False
 
 
 @dataclass

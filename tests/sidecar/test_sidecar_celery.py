@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,43 +16,6 @@ from cog_server import free_port
 from conftest import PARAMS, ROOT, job, wait_cog_idle, wait_for, wait_job
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is missing: run `make system-deps` (Debian package redis-server)"
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=(workdir / "redis.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    wait_for(lambda: _pings(client), 10, 0.05, "redis-server to answer PING")
-    yield url
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=10)
-
-
-def _pings(client: redis.Redis) -> bool:
-    with contextlib.suppress(redis.RedisError):
-        return client.ping()
-    return False
 
 
 @contextlib.contextmanager

@@ -6,22 +6,30 @@ import json
 import time
 
 import pytest
+import redis
 
 from plitka.sidecar.jobs import parse_progress, prediction_id
+from plitka.sidecar.redis_store import RedisStore
 from plitka.sidecar.sqlite_store import SQLiteStore
 from plitka.sidecar.store import queue_status
 
 SERVER = "http://127.0.0.1:5000"
 
 
-@pytest.fixture
-def store(tmp_path):
-    opened = SQLiteStore(tmp_path / "queue.sqlite")
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    """Both backends must behave the same; Redis is a real redis-server (flushed per test)."""
+    if request.param == "sqlite":
+        opened = SQLiteStore(tmp_path / "queue.sqlite")
+    else:
+        url = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(url).flushdb()
+        opened = RedisStore(url)
     yield opened
     opened.close()
 
 
-def submit(store: SQLiteStore, count: int) -> list[int]:
+def submit(store, count: int) -> list[int]:
     return [
         job_id for job_id, _ in store.submit([("generate", {"params_json": f"{i}"}) for i in range(count)])
     ]
