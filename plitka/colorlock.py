@@ -77,7 +77,10 @@ class LockResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """`measured` section of the report: before/after shares and ΔE, texture score, warnings."""
+        """`measured` section of the report: before/after shares and ΔE, texture score.
+
+        `warnings` are left out: they belong in the report's one top-level warnings list.
+        """
         return {
             "color_lock": self.strength,
             "assignment": self.assignment,
@@ -85,7 +88,6 @@ class LockResult:
             "after_lock": self.after.to_dict(),
             "texture_score": None if np.isnan(self.texture_score) else round(self.texture_score, 3),
             "changed_colour_percent": round(self.changed_fraction * 100, 2),
-            "warnings": list(self.warnings),
         }
 
 

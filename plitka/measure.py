@@ -10,7 +10,8 @@ request (`nearest_color` keeps the first of equally near colours).
 
 Speed: converting every pixel with `palette.srgb_to_lab` costs ~150–300 ms at 1024² (a float `pow` on
 three million values). `lab_planes` computes the very same formula with the sRGB linearisation taken
-from a 256-entry table, on contiguous per-channel planes: ~30 ms at 1024², and `measure_shares` ~60 ms.
+from a 256-entry table, on contiguous per-channel planes: ~30 ms at 1024², and `measure_shares` ~60 ms
+(unloaded two-core machine).
 It agrees with `srgb_to_lab` to 1e-4 ΔE (tested), which can only matter within 1e-4 ΔE of a tie.
 """
 
@@ -83,18 +84,20 @@ def colors_to_lab(colors_rgb: Sequence[tuple[int, int, int]]) -> np.ndarray:
 def nearest_color(planes: np.ndarray, colors_lab: np.ndarray) -> np.ndarray:
     """Index of the nearest colour (ΔE76) for Lab planes (3, ...); ties go to the lower index.
 
-    One pass per colour (K <= 4) with a strict `<`, so the first of equally near colours wins.
+    |x − c_k|² = |x|² − 2 x·c_k + |c_k|², and |x|² is the same for every k, so the nearest colour
+    minimises the linear score −2 x·c_k + |c_k|²: one (K, 3) @ (3, N) product, then one pass per
+    colour (K <= 4) with a strict `<`, so the first of equally near colours wins.
     """
-    best = np.zeros(planes.shape[1:], dtype=np.int64)
-    best_distance = np.full(planes.shape[1:], np.inf, dtype=np.float32)
-    for index, (lightness, a, b) in enumerate(colors_lab.astype(np.float32)):
-        distance = (planes[0] - lightness) ** 2
-        distance += (planes[1] - a) ** 2
-        distance += (planes[2] - b) ** 2
-        closer = distance < best_distance
+    references = colors_lab.astype(np.float32)
+    flat = planes.reshape(3, -1)
+    scores = (-2.0 * references) @ flat + (references**2).sum(axis=1)[:, None]
+    best = np.zeros(flat.shape[1], dtype=np.int64)
+    best_score = scores[0].copy()
+    for index in range(1, len(references)):
+        closer = scores[index] < best_score
         best[closer] = index
-        np.minimum(best_distance, distance, out=best_distance)
-    return best
+        np.minimum(best_score, scores[index], out=best_score)
+    return best.reshape(planes.shape[1:])
 
 
 def _check_inputs(image: np.ndarray, tile_mask: np.ndarray) -> None:

@@ -140,7 +140,9 @@ def test_report_section_has_before_and_after():
     codes, fractions, degradation = CASES["skewed 5/95"]
     colormap, colors, render = _case(codes, fractions, degradation)
     report = lock_colors(render, colormap.tile_mask, colormap.labels, colors, fractions).to_dict()
-    assert set(report) >= {"before_lock", "after_lock", "texture_score", "warnings", "color_lock"}
+    assert set(report) == {
+        "color_lock", "assignment", "before_lock", "after_lock", "texture_score", "changed_colour_percent"
+    }
     assert [c["target_percent"] for c in report["after_lock"]["colors"]] == [5.0, 95.0]
     assert report["after_lock"]["max_error_pp"] <= TOLERANCE_PP
     assert report["before_lock"] == measure(render, colormap.tile_mask, colors, fractions).to_dict()
