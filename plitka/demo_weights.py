@@ -8,8 +8,11 @@ says so. Sizes follow the DESIGN appendix (8x down-sampling VAE, so 512² stays 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -243,3 +246,19 @@ def build_demo_weights(target: Path, seed: int = 0) -> Path:
     ids = {entry.group: f"demo:{entry.group}:seed{seed}" for entry in weights.manifest(env={})}
     weights.write_marker(target, "demo", ids, weights.file_facts(target, files))
     return target
+
+
+@contextmanager
+def weights_dir_for_run(value: str | None = None, report: Callable[[str], None] = print) -> Iterator[Path]:
+    """The weights dir for local runs and benches: `value`, else `PLITKA_WEIGHTS_DIR`, else demo weights
+    built in a temporary dir that is removed afterwards. Says loudly which one is used."""
+    chosen = value or os.environ.get("PLITKA_WEIGHTS_DIR")
+    if chosen:
+        installed = weights.check_installed(Path(chosen))
+        report(f"weights: {installed.root} ({'DEMO weights' if installed.demo else 'real weights'})")
+        yield installed.root
+        return
+    with tempfile.TemporaryDirectory(prefix="plitka-demo-weights-") as scratch:
+        root = build_demo_weights(Path(scratch) / "weights")
+        report(f"weights: PLITKA_WEIGHTS_DIR not set, built DEMO weights in {root} (texture noise)")
+        yield root

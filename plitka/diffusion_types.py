@@ -77,8 +77,3 @@ class RenderResult:
     controlnet: str | None
     info: dict[str, Any] = field(default_factory=dict)
 
-
-def progress_line(step: int, total: int, width: int = 20) -> str:
-    """A tqdm-style line (` 45%|█████      | 9/20`) as Replicate clients parse it from the logs."""
-    filled = width * step // total
-    return f"{100 * step // total:3d}%|{'█' * filled}{' ' * (width - filled)}| {step}/{total}"

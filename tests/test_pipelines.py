@@ -8,7 +8,7 @@ import torch
 from diffusion_helpers import colormap_image, pixels, render, small_request
 
 import weights
-from plitka.diffusion_types import DEFAULT_LORA_SCALE, RenderSettingsError, progress_line
+from plitka.diffusion_types import DEFAULT_LORA_SCALE, RenderSettingsError
 from plitka.pipelines import LORA_ADAPTER, PipelineManager
 from plitka.prompts import build_negative_prompt, build_prompt
 
@@ -175,10 +175,3 @@ def test_init_image_must_have_output_size(manager):
     with pytest.raises(ValueError, match="render the colour map at the output size"):
         manager.render(request, colormap_image(small_request(size=128)), "p", "n")
 
-
-def test_progress_line_is_what_replicate_parses():
-    import re
-
-    line = progress_line(9, 20)
-    assert re.fullmatch(r"\s*(\d+)%\|.*\| (\d+)/(\d+)", line).groups() == ("45", "9", "20")
-    assert progress_line(20, 20).startswith("100%|")
