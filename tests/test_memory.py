@@ -18,7 +18,7 @@ def test_vram_fraction_table(total_gib, fraction):
 
 def test_vram_fraction_env_override_is_checked():
     assert memory.vram_fraction(8 * GIB, env={"PLITKA_VRAM_FRACTION": "0.9"}) == 0.9
-    with pytest.raises(ValueError, match="PLITKA_VRAM_FRACTION=1.5"):
+    with pytest.raises(ValueError, match=r"PLITKA_VRAM_FRACTION=1\.5"):
         memory.vram_fraction(8 * GIB, env={"PLITKA_VRAM_FRACTION": "1.5"})
 
 
@@ -26,7 +26,9 @@ def test_allocator_conf_rejects_both_settings():
     memory.check_allocator_conf(env={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"})
     memory.check_allocator_conf(env={"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:512"})
     with pytest.raises(ValueError, match="keep only one"):
-        memory.check_allocator_conf(env={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True,max_split_size_mb:512"})
+        memory.check_allocator_conf(
+            env={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True,max_split_size_mb:512"}
+        )
 
 
 def test_cpu_configure_and_telemetry_say_no_gpu():
