@@ -159,15 +159,13 @@ class Dispatcher:
                 job.id, f"re-run {why}: the previous run's result never reached the sidecar", True
             )
         elif result.kind == BUSY:
-            self.store.release(job.id, "busy")
-            self.store.add_note(
+            self.store.release(
                 job.id, f"returned to the queue {why}: the Cog server is busy with another prediction"
             )
         elif result.kind == REJECTED:
             self.store.finish(job.id, FAILED, error=f"Cog rejected the input: {result.detail}")
         else:
-            self.store.release(job.id, "unreachable")
-            self.store.add_note(job.id, f"returned to the queue {why}: {result.detail}")
+            self.store.release(job.id, f"returned to the queue {why}: {result.detail}")
 
     async def _serve(self, client: CogClient) -> None:
         wake = self._wake[client.url]

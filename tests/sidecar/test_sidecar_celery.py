@@ -108,3 +108,30 @@ def test_celery_cancel_and_clear(redis_url, slow_cog, sidecar_factory, tmp_path)
         done = wait_job(client, later, ("succeeded", "failed"), timeout=30)
         assert done["status"] == "succeeded" and done["attempts"] == 1
         assert all(job(client, i)["status"] == "canceled" for i in ids[1:])
+
+
+def test_a_killed_worker_process_reattaches_to_the_running_prediction(
+    redis_url, steady_cog, sidecar_factory, tmp_path
+):
+    wait_cog_idle(steady_cog.url)
+    redis.Redis.from_url(redis_url).flushdb()
+    sidecar = sidecar_factory([steady_cog.url], "--backend", "celery", "--redis-url", redis_url)
+    with (
+        celery_worker(redis_url, steady_cog.url, sidecar.url, tmp_path) as worker,
+        sidecar.client() as client,
+    ):
+        job_id = client.post("/jobs", json={"params_json": PARAMS}).json()["job_id"]
+        wait_for(lambda: (job(client, job_id)["progress"] or 0) > 0, 30, 0.05, "the job to report progress")
+        children = subprocess.run(
+            ["pgrep", "-P", str(worker.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) == 1, children
+        os.kill(int(children[0]), signal.SIGKILL)
+        # Celery re-delivers the task (acks late); the new worker process finds Cog still running it.
+        note = "re-attached to the running prediction after a Celery worker restart"
+        view = wait_for(
+            lambda: note in (body := job(client, job_id))["notes"] and body, 20, 0.1, "the re-attach"
+        )
+        assert view["status"] == "processing" and view["attempts"] == 1
+        client.delete(f"/jobs/{job_id}")
+    wait_cog_idle(steady_cog.url)

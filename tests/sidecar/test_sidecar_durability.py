@@ -3,25 +3,10 @@ failed — each time with a note saying so, never lost and never run twice witho
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from cog_server import running_cog_server
 from conftest import PARAMS, job, wait_cog_idle, wait_for, wait_job
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture(scope="module")
-def long_cog(tmp_path_factory) -> Iterator:
-    """Runs take ~4 s, long enough to kill and restart the sidecar while Cog is still busy."""
-    env = {
-        "COG_PREDICT_TYPE_STUB": "tests/sidecar/slow_predictor.py:Predictor",
-        "PLITKA_TEST_STEPS": "40",
-        "PLITKA_TEST_STEP_SECONDS": "0.1",
-    }
-    with running_cog_server(env=env, log_dir=tmp_path_factory.mktemp("long-cog")) as server:
-        yield server
 
 
 def kill_mid_job(sidecar, jobs: int = 3) -> list[int]:

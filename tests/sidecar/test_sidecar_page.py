@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from cog_server import free_port, running_cog_server
-from conftest import ARTIFACTS, PARAMS, wait_job
+from cog_server import free_port
+from conftest import ARTIFACTS, PARAMS, wait_cog_idle, wait_job
 from playwright.sync_api import Page, expect, sync_playwright
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -47,23 +47,12 @@ def page(tmp_path) -> Iterator[Page]:
             context.close()
 
 
-@pytest.fixture(scope="module")
-def steady_cog(tmp_path_factory) -> Iterator:
-    """Runs take ~12 s, so the queue holds still while the page is inspected."""
-    env = {
-        "COG_PREDICT_TYPE_STUB": "tests/sidecar/slow_predictor.py:Predictor",
-        "PLITKA_TEST_STEPS": "120",
-        "PLITKA_TEST_STEP_SECONDS": "0.1",
-    }
-    with running_cog_server(env=env, log_dir=tmp_path_factory.mktemp("steady-cog")) as server:
-        yield server
-
-
 def row(page: Page, job_id: int):
     return page.locator(f'#jobs tbody tr[data-job-id="{job_id}"]')
 
 
 def test_operator_page_queue_badge_submit_cancel_and_clear(page, steady_cog, sidecar_factory):
+    wait_cog_idle(steady_cog.url)
     sidecar = sidecar_factory([steady_cog.url])
     page.goto(sidecar.url)
     badge = page.locator("#queue-badge")
