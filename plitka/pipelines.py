@@ -34,6 +34,8 @@ from plitka.diffusion_types import DEFAULT_LORA_SCALE, DEMO_BANNER, RenderResult
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_WEIGHTS_DIR = Path(weights.__file__).resolve().parent / "weights"
+
 LORA_ADAPTER = "rubber_tile"
 TI_TOKENS = ("<s0>", "<s1>")
 TI_KEYS = (("clip_l", "text_encoder", "tokenizer"), ("clip_g", "text_encoder_2", "tokenizer_2"))
@@ -159,14 +161,18 @@ class PipelineManager:
 
     @classmethod
     def from_env(cls) -> PipelineManager:
-        """The manager for `PLITKA_WEIGHTS_DIR` (whatever weights it holds, demo or real)."""
+        """The manager for `PLITKA_WEIGHTS_DIR`, or for `weights/` beside weights.py when it is unset
+        (where `python weights.py download weights` puts them before `cog push` bakes the image).
+        Whatever complete weights the dir holds, demo or real, are used."""
         value = os.environ.get("PLITKA_WEIGHTS_DIR")
-        if not value:
+        if value:
+            return cls(Path(value))
+        try:
+            return cls(DEFAULT_WEIGHTS_DIR)
+        except weights.WeightsError as error:
             raise weights.WeightsError(
-                "PLITKA_WEIGHTS_DIR is not set. Fix: export PLITKA_WEIGHTS_DIR=<dir> and "
-                "run `python weights.py download <dir>` (or `python weights.py demo <dir>`)"
-            )
-        return cls(Path(value))
+                f"PLITKA_WEIGHTS_DIR is not set and the default weights dir has no complete weights: {error}"
+            ) from error
 
     @property
     def loaded(self) -> dict[str, Any]:

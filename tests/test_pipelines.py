@@ -8,6 +8,7 @@ import torch
 from diffusion_helpers import colormap_image, pixels, render, small_request
 
 import weights
+from plitka import pipelines
 from plitka.diffusion_types import DEFAULT_LORA_SCALE, RenderSettingsError
 from plitka.pipelines import LORA_ADAPTER, PipelineManager
 from plitka.prompts import build_negative_prompt, build_prompt
@@ -38,10 +39,13 @@ def test_construction_loads_nothing_and_is_fast(demo_weights_dir):
     assert fresh.loaded == {"base": False, "controlnets": (), "annotators": ()}
 
 
-def test_from_env_requires_the_variable(monkeypatch, demo_weights_dir):
+def test_from_env_uses_the_variable_or_the_default_dir(monkeypatch, demo_weights_dir, tmp_path):
     monkeypatch.delenv("PLITKA_WEIGHTS_DIR", raising=False)
-    with pytest.raises(weights.WeightsError, match="PLITKA_WEIGHTS_DIR is not set"):
+    monkeypatch.setattr(pipelines, "DEFAULT_WEIGHTS_DIR", tmp_path / "weights")
+    with pytest.raises(weights.WeightsError, match=r"PLITKA_WEIGHTS_DIR is not set .*weights does not exist"):
         PipelineManager.from_env()
+    monkeypatch.setattr(pipelines, "DEFAULT_WEIGHTS_DIR", demo_weights_dir)
+    assert PipelineManager.from_env().weights.root == demo_weights_dir
     monkeypatch.setenv("PLITKA_WEIGHTS_DIR", str(demo_weights_dir))
     assert PipelineManager.from_env().weights.demo
 
@@ -174,4 +178,3 @@ def test_init_image_must_have_output_size(manager):
     request = small_request(size=64)
     with pytest.raises(ValueError, match="render the colour map at the output size"):
         manager.render(request, colormap_image(small_request(size=128)), "p", "n")
-
