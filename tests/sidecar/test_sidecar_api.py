@@ -13,8 +13,8 @@ import sys
 
 import pytest
 from cog_server import free_port
-from conftest import PARAMS, RECIPE, ROOT
 from fastapi.testclient import TestClient
+from sidecar_helpers import PARAMS, RECIPE, ROOT
 
 from plitka.sidecar.app import create_app
 from plitka.sidecar.config import ConfigError, Settings

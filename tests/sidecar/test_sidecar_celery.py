@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 from cog_server import free_port
-from conftest import PARAMS, ROOT, job, wait_cog_idle, wait_for, wait_job
+from sidecar_helpers import PARAMS, ROOT, job, wait_cog_idle, wait_for, wait_job
 
 pytestmark = pytest.mark.server
 

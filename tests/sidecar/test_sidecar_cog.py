@@ -9,8 +9,8 @@ import json
 import httpx
 import pytest
 from cog_server import free_port
-from conftest import PARAMS, RECIPE, job, wait_cog_idle, wait_for, wait_job
 from PIL import Image
+from sidecar_helpers import PARAMS, RECIPE, job, wait_cog_idle, wait_for, wait_job
 
 pytestmark = pytest.mark.server
 

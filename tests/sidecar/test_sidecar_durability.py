@@ -4,7 +4,7 @@ failed — each time with a note saying so, never lost and never run twice witho
 from __future__ import annotations
 
 import pytest
-from conftest import PARAMS, job, wait_cog_idle, wait_for, wait_job
+from sidecar_helpers import PARAMS, job, wait_cog_idle, wait_for, wait_job
 
 pytestmark = pytest.mark.server
 

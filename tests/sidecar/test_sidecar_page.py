@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from cog_server import free_port
-from conftest import ARTIFACTS, PARAMS, wait_cog_idle, wait_job
 from playwright.sync_api import Page, expect, sync_playwright
+from sidecar_helpers import ARTIFACTS, PARAMS, wait_cog_idle, wait_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from cog_server import free_port
-from conftest import PARAMS, wait_job
+from sidecar_helpers import PARAMS, wait_job
 
 from plitka.sidecar.cog_client import REJECTED, STARTED, UNREACHABLE, CogClient, RetryPolicy
 
