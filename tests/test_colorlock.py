@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.color_fidelity import GOAL_MAX_PP, GOAL_MEAN_PP, RECIPES, run_direct, summarise
 from bench.synthetic import Degradation, synthetic_render
 from plitka.colorlock import assign_colors, lab_to_srgb, lock_colors, texture_score
 from plitka.colormap import exact_counts, paint_labels, render_colormap
@@ -196,3 +197,13 @@ def test_rejects_inconsistent_inputs():
     broken[mask] = 2
     with pytest.raises(ValueError, match="labels"):
         lock_colors(image, mask, broken, colors, [0.5, 0.5])
+
+
+def test_benchmark_recipes_meet_the_goal_on_the_direct_path():
+    # The 22 recipes of bench/color_fidelity.py (skewed, close, grey, custom) at a small frame.
+    rows = run_direct(size=160, seed=11, assignment="render")
+    on, off = summarise(rows, 1.0), summarise(rows, 0.0)
+    assert on["recipes"] == len(RECIPES) >= 20
+    assert on["mean_error_pp"] <= GOAL_MEAN_PP and on["max_error_pp"] <= GOAL_MAX_PP
+    assert off["max_error_pp"] > 10  # the degraded renders really were wrong
+    assert on["independent_check_max_gap_pp"] == 0.0
