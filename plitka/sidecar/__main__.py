@@ -121,7 +121,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     log_level = args.pop("log_level")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    args["cog_urls"] = tuple(args["cog_urls"] or defaults.cog_urls)
+    args["cog_urls"] = tuple(url.rstrip("/") for url in args["cog_urls"] or defaults.cog_urls)
     args["cors_origins"] = tuple(args["cors_origins"])
     return Settings(token=token_from_env(), **args).validate()
 

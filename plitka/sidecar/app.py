@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(redis.RedisError, _queue_unavailable)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -81,6 +83,16 @@ def _fix_for(item: dict) -> str:
     if "literal" in kind or "enum" in kind:
         return f"use one of the allowed values: {item.get('ctx', {}).get('expected', '')}."
     return "send a value of the documented type (see /docs)."
+
+
+async def _queue_unavailable(_request: Request, error: Exception) -> JSONResponse:
+    """Redis (celery backend) down: say so with 503 instead of a bare 500."""
+    problem = {
+        "field": "queue",
+        "message": f"the queue backend (Redis) did not answer: {type(error).__name__}: {error}",
+        "fix": "check that redis-server runs and --redis-url points at it, then retry.",
+    }
+    return JSONResponse({"error": "queue_unavailable", "problems": [problem]}, status_code=503)
 
 
 async def _http_error(_request: Request, error: HTTPException) -> JSONResponse:

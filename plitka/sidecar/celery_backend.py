@@ -19,13 +19,14 @@ import time
 
 import httpx
 from celery import Celery
+from kombu.utils.url import maybe_sanitize_url
 
 from plitka.sidecar.cog_client import BUSY, CogClient, RetryPolicy
 from plitka.sidecar.config import ConfigError, Settings
 from plitka.sidecar.dispatcher import Dispatcher, launch, webhook_url
 from plitka.sidecar.jobs import PROCESSING
 from plitka.sidecar.redis_store import RedisStore
-from plitka.sidecar.services import Services, build_services
+from plitka.sidecar.services import BackendError, Services, build_services
 
 QUEUE = "plitka"
 REDIS_ENV, COG_ENV, SIDECAR_ENV = "PLITKA_REDIS_URL", "PLITKA_COG_URL", "PLITKA_SIDECAR_URL"
@@ -49,8 +50,15 @@ class CeleryHooks:
         self.dispatcher = dispatcher
 
     def submitted(self, job_ids: list[int]) -> None:
-        for job_id in job_ids:
-            run_job.apply_async(args=[job_id], queue=QUEUE)
+        """A job without a task would wait forever: if sending fails, the jobs are cancelled, loudly."""
+        for index, job_id in enumerate(job_ids):
+            try:
+                run_job.apply_async(args=[job_id], queue=QUEUE, retry=False)
+            except Exception as error:
+                for unsent in job_ids[index:]:
+                    self.dispatcher.store.cancel(unsent, f"could not hand the job to Celery: {error}")
+                broker = maybe_sanitize_url(app.conf.broker_url)
+                raise BackendError(f"the Celery broker {broker} refused the job: {error}") from error
 
     def cleared(self) -> None:
         """Nothing to purge: tasks of cancelled jobs end at once when a worker picks them up."""

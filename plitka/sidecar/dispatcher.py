@@ -114,7 +114,11 @@ class Dispatcher:
         """Finished results are kept `result_ttl_seconds`, then forgotten (bounded database)."""
         interval = min(60.0, max(1.0, self.settings.result_ttl_seconds / 4))
         while True:
-            purged = self.store.purge_finished(time.time() - self.settings.result_ttl_seconds)
+            try:
+                purged = self.store.purge_finished(time.time() - self.settings.result_ttl_seconds)
+            except Exception:
+                log.exception("could not forget old finished jobs; trying again later")
+                purged = 0
             if purged:
                 log.info(
                     "forgot %d finished jobs older than %.0f s", purged, self.settings.result_ttl_seconds

@@ -21,10 +21,16 @@ from plitka.sidecar.jobs import Job, prediction_id
 from plitka.sidecar.store import QueueStore
 
 
+class BackendError(RuntimeError):
+    """The queue backend could not take the jobs; they were cancelled, the caller must retry."""
+
+
 class QueueHooks(Protocol):
     """What a backend does beyond storing: SQLite wakes its dispatcher, Celery sends tasks."""
 
-    def submitted(self, job_ids: list[int]) -> None: ...
+    def submitted(self, job_ids: list[int]) -> None:
+        """Stored jobs must now run; raises BackendError (after cancelling them) if they cannot."""
+        ...
 
     def cleared(self) -> None: ...
 

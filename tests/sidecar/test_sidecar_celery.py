@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 import redis
 from cog_server import free_port
+from fastapi.testclient import TestClient
 from sidecar_helpers import PARAMS, ROOT, job, wait_cog_idle, wait_for, wait_job
+
+from plitka.sidecar.app import create_app
+from plitka.sidecar.config import Settings
 
 pytestmark = pytest.mark.server
 
@@ -135,3 +139,30 @@ def test_a_killed_worker_process_reattaches_to_the_running_prediction(
         assert view["status"] == "processing" and view["attempts"] == 1
         client.delete(f"/jobs/{job_id}")
     wait_cog_idle(steady_cog.url)
+
+
+def test_redis_going_away_is_a_clear_503_not_a_lost_job(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_for(lambda: _answers(url), 10, 0.05, "redis-server")
+    settings = Settings(
+        cog_urls=(f"http://127.0.0.1:{free_port()}",), backend="celery", redis_url=url, retries=0
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/jobs", json={"params_json": PARAMS}).status_code == 201
+        server.kill()
+        server.wait(timeout=10)
+        for response in (client.post("/jobs", json={"params_json": PARAMS}), client.get("/queue_status")):
+            assert response.status_code == 503
+            problem = response.json()["problems"][0]
+            assert problem["field"] == "queue" and "redis-server" in problem["fix"]
+
+
+def _answers(url: str) -> bool:
+    with contextlib.suppress(redis.RedisError):
+        return redis.Redis.from_url(url).ping()
+    return False

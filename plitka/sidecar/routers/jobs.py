@@ -17,7 +17,7 @@ from plitka.sidecar.models import (
     JobView,
 )
 from plitka.sidecar.security import require_token
-from plitka.sidecar.services import Services, ServicesDep, iso
+from plitka.sidecar.services import BackendError, Services, ServicesDep, iso
 from plitka.sidecar.validation import InputError, cog_input
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -75,7 +75,7 @@ async def get_job(job_id: JobId, services: ServicesDep) -> dict:
 async def cancel(job_id: JobId, services: ServicesDep) -> dict:
     before = services.store.cancel(job_id, "canceled by request")
     if before is None:
-        _existing(services, job_id)
+        raise _not_found(services, job_id)
     if before.finished:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -113,30 +113,45 @@ async def _enqueue(services: Services, requests: list[JobRequest], batch: bool) 
         )
     created = services.store.submit(inputs)
     services.submitted += len(created)
-    services.hooks.submitted([job_id for job_id, _ in created])
+    try:
+        services.hooks.submitted([job_id for job_id, _ in created])
+    except BackendError as error:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail={
+                "error": "queue_unavailable",
+                "problems": [
+                    {"field": "queue", "message": str(error), "fix": "retry when the queue backend is back."}
+                ],
+            },
+        ) from error
     return [{"job_id": job_id, "status": "pending", "position": position} for job_id, position in created]
 
 
 def _existing(services: Services, job_id: int) -> Job:
     job = services.store.get(job_id)
     if job is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            detail={
-                "error": "not_found",
-                "problems": [
-                    {
-                        "field": "job_id",
-                        "message": f"there is no job {job_id}.",
-                        "fix": (
-                            "use an id from POST /jobs; finished jobs are forgotten after "
-                            f"{services.settings.result_ttl_seconds:.0f} s (--result-ttl)."
-                        ),
-                    }
-                ],
-            },
-        )
+        raise _not_found(services, job_id)
     return job
+
+
+def _not_found(services: Services, job_id: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        detail={
+            "error": "not_found",
+            "problems": [
+                {
+                    "field": "job_id",
+                    "message": f"there is no job {job_id}.",
+                    "fix": (
+                        "use an id from POST /jobs; finished jobs are forgotten after "
+                        f"{services.settings.result_ttl_seconds:.0f} s (--result-ttl)."
+                    ),
+                }
+            ],
+        },
+    )
 
 
 def _view(services: Services, job: Job, include_output: bool) -> dict:
