@@ -39,7 +39,14 @@ async def launch(store: QueueStore, client: CogClient, job: Job, webhook: str) -
     BUSY gives the job back to the queue at its old place; REJECTED and exhausted retries fail
     the job with Cog's own words, so the caller sees why.
     """
-    result = await client.start(prediction_id(store.namespace, job.id), job.input, webhook)
+    pid = prediction_id(store.namespace, job.id)
+    result = await client.start(pid, job.input, webhook)
+    if result.kind in (STARTED, ATTACHED):
+        current = store.get(job.id)
+        if current is None or current.finished:
+            # Cancelled or cleared while the start request was in flight: stop the orphan run.
+            await client.cancel(pid)
+            return result.kind
     if result.kind == BUSY:
         store.release(job.id, "Cog server busy (409)")
     elif result.kind == REJECTED:
@@ -191,11 +198,15 @@ class Dispatcher:
         if running:
             await self.watch(client, running[0])
             return idle_wait
-        if self.health[client.url]["status"] != "READY":
+        status = self.health[client.url]["status"]
+        if status == "BUSY":
             # The last poll may predate the webhook that just freed the server: ask again now.
             await self.poll_health_once(client)
-            if self.health[client.url]["status"] != "READY":
+            status = self.health[client.url]["status"]
+            if status == "BUSY":
                 return self.settings.busy_retry_seconds
+        if status != "READY":
+            return idle_wait
         job = self.store.claim_next(client.url)
         if job is None:
             return idle_wait
