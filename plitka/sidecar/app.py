@@ -80,6 +80,12 @@ def _fix_for(item: dict) -> str:
         return "send between 1 and 10 jobs per batch; split larger batches."
     if kind == "json_invalid":
         return "send a valid JSON body with Content-Type: application/json."
+    if kind == "bool_parsing":
+        return "use true or false."
+    if kind == "int_parsing":
+        return "use a whole number, e.g. the job_id returned by POST /jobs."
+    if kind in ("greater_than_equal", "less_than_equal"):
+        return f"use a value within the documented range ({item.get('ctx', {})})."
     if "literal" in kind or "enum" in kind:
         return f"use one of the allowed values: {item.get('ctx', {}).get('expected', '')}."
     return "send a value of the documented type (see /docs)."

@@ -133,6 +133,21 @@ def test_cancel_pending_then_cancel_again_and_unknown(api):
     assert api.get("/jobs/0").status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "field", "fix"),
+    [
+        ("POST", "/clear_queue?pending_only=maybe", "query.pending_only", "use true or false."),
+        ("GET", "/jobs/abc", "path.job_id", "use a whole number"),
+        ("GET", "/jobs?limit=0", "query.limit", "documented range"),
+    ],
+)
+def test_bad_query_and_path_values_name_the_field(api, method, path, field, fix):
+    response = api.request(method, path)
+    assert response.status_code == 422
+    problem = response.json()["problems"][0]
+    assert problem["field"] == field and fix in problem["fix"]
+
+
 def test_unreachable_gpu_is_reported_not_hidden(api):
     health = api.get("/health").json()
     assert health["status"] == "degraded" and health["gpu_reachable"] is False

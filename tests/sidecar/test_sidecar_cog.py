@@ -193,3 +193,14 @@ def test_lost_webhooks_are_rerun_then_failed_by_the_watchdog(draft_cog, sidecar_
     ]
     assert "became idle without reporting this job's result (attempt 2)" in failed["error"]
     assert "--public-url" in failed["error"]
+
+
+def test_finished_jobs_are_forgotten_after_the_result_ttl(draft_cog, sidecar_factory):
+    sidecar = sidecar_factory([draft_cog.url], "--result-ttl", "1")
+    with sidecar.client() as client:
+        job_id = client.post("/jobs", json={"params_json": PARAMS}).json()["job_id"]
+        assert wait_job(client, job_id, ("succeeded",))["output"]
+        gone = wait_for(
+            lambda: (r := client.get(f"/jobs/{job_id}")).status_code == 404 and r, 10, 0.2, "expiry"
+        )
+    assert "forgotten after 1 s (--result-ttl)" in gone.json()["problems"][0]["fix"]
