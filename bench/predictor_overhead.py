@@ -14,6 +14,7 @@ and the median of the per-pair ratios is printed (robust to background load on a
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import statistics
@@ -43,6 +44,16 @@ def interleaved(product, bare, repeats: int) -> tuple[list[float], list[float]]:
             call()
             durations.append(time.perf_counter() - started)
     return times
+
+
+def input_defaults(run) -> dict:
+    """The typed inputs' default values: called directly (not through the Cog server), `run` would
+    otherwise receive the `Input(...)` field objects themselves as values."""
+    return {
+        name: parameter.default.default
+        for name, parameter in inspect.signature(run).parameters.items()
+        if name != "self"
+    }
 
 
 def bare_pipeline(weights_dir: Path):
@@ -103,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                     "predict.py setup() creates no renderer: the PipelineManager is not integrated"
                 )
 
+            inputs = {**input_defaults(Predictor.run), "params_json": json.dumps(PARAMS)}
+
             def product():
-                predictor.run(params_json=json.dumps(PARAMS))
+                predictor.run(**inputs)
         else:
             from plitka.pipelines import PipelineManager
 
