@@ -297,6 +297,8 @@ class PipelineManager:
             "dtype": str(self.dtype).removeprefix("torch."),
             "render_timings_s": {name: round(value, 4) for name, value in timings.items()},
             "render_peak_memory": peak,
+            "memory_policy": self.memory_policy,
+            "gpu_telemetry": memory.gpu_telemetry(),
             "weights": self.weights.ids,
             "demo_weights": self.weights.demo,
             "render_warnings": [DEMO_BANNER] if self.weights.demo else [],

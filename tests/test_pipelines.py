@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from cog import CancelationException
 from diffusion_helpers import colormap_image, pixels, render, small_request
 
 import weights
@@ -19,10 +20,6 @@ SHARED = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokeniz
 @pytest.fixture(scope="module")
 def manager(demo_weights_dir):
     return PipelineManager(demo_weights_dir, device="cpu")
-
-
-class Cancelled(BaseException):
-    """Stands in for Cog's cancellation, which arrives as a BaseException inside the prediction."""
 
 
 def _adapter_scale(pipe) -> float:
@@ -70,6 +67,8 @@ def test_color_pipeline_at_right_angles(manager):
     assert info["weights"]["base"].startswith("demo:")
     assert {"load", "denoise", "decode"} <= set(info["render_timings_s"])
     assert info["render_peak_memory"]["rss_peak_mb"] >= info["render_peak_memory"]["rss_start_mb"] > 0
+    assert info["memory_policy"] == {"device": "cpu", "gpu": "no GPU"}
+    assert info["gpu_telemetry"]["gpu"] == "no GPU" or isinstance(info["gpu_telemetry"]["gpu"], list)
 
 
 def test_controlnet_pipeline_shares_every_big_module(manager):
@@ -137,6 +136,7 @@ def test_same_seed_same_image_and_overrides_reported(manager):
 
 
 def test_cancellation_restores_shared_state(manager):
+    """Cog cancels by raising its CancelationException (a BaseException) inside the prediction."""
     request = small_request(angle=0, steps=6, lora_scale=0.2)
     before = render(manager, small_request(angle=0, steps=6))
     pipe = manager.base_pipeline()
@@ -145,9 +145,9 @@ def test_cancellation_restores_shared_state(manager):
     def cancel(step, total):
         assert _adapter_scale(pipe) == pytest.approx(0.2)
         if step == 2:
-            raise Cancelled
+            raise CancelationException
 
-    with pytest.raises(Cancelled):
+    with pytest.raises(CancelationException):
         render(manager, request, progress=cancel)
     assert _adapter_scale(pipe) == pytest.approx(DEFAULT_LORA_SCALE)
     assert pipe.scheduler is not scheduler and pipe.scheduler.step_index is None
