@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from plitka.colormap import exact_counts
-from plitka.measure import Measurement, colors_to_lab, lab_planes, measure, measure_planes, nearest_color
+from plitka.measure import Measurement, colors_to_lab, lab_planes, measure_planes, nearest_color
 from plitka.palette import rgb_to_hex
 
 ASSIGNMENTS = ("render", "map")
@@ -136,7 +136,8 @@ def lock_colors(
     if strength < 1.0:
         blended = image.astype(np.float32) + strength * (locked.astype(np.float32) - image.astype(np.float32))
         locked = np.where(tile_mask[..., None], np.rint(blended), image).astype(np.uint8)
-    after = measure(locked, tile_mask, colors, targets)
+    after_planes = lab_planes(locked)
+    after, _ = measure_planes(after_planes, tile_mask, colors, targets)
     if after.max_error_pp > 0.5:
         warnings.append(
             f"color_lock {strength:g}: measured shares are still off target by up to "
@@ -147,7 +148,7 @@ def lock_colors(
         image=locked,
         before=before,
         after=after,
-        texture_score=texture_score(image, locked, assigned, before_lightness=planes[0]),
+        texture_score=texture_score(image, locked, assigned, planes[0], after_planes[0]),
         strength=strength,
         assignment=assignment,
         changed_fraction=changed,
@@ -261,14 +262,17 @@ def recolor(
     # The cell bound is exact in Lab, but a highlight on a saturated colour can leave the sRGB gamut
     # (clipping would shift its hue) and uint8 rounding can still push a pixel over a boundary.
     # Such pixels get half the detail, up to RETRIES times, and finally the flat palette colour.
+    pixels = np.empty((len(tile_assigned), 3), dtype=np.uint8)
+    pending = np.arange(len(tile_assigned))
     for attempt in range(RETRIES + 1):
-        linear = lab_to_linear(target + step * offsets)
+        linear = lab_to_linear(target[:, pending] + step[pending] * offsets[:, pending])
         outside = ((linear < -GAMUT_TOLERANCE) | (linear > 1.0 + GAMUT_TOLERANCE)).any(axis=0)
-        pixels = linear_to_srgb(linear)
-        wrong = outside | (nearest_color(lab_planes(pixels).reshape(3, -1), colors_lab) != tile_assigned)
-        if not wrong.any():
+        pixels[pending] = linear_to_srgb(linear)
+        classes = nearest_color(lab_planes(pixels[pending]).reshape(3, -1), colors_lab)
+        pending = pending[outside | (classes != tile_assigned[pending])]
+        if len(pending) == 0:
             break
-        step[wrong] = 0.0 if attempt == RETRIES - 1 else step[wrong] * 0.5
+        step[pending] = 0.0 if attempt == RETRIES - 1 else step[pending] * 0.5
     else:
         raise ValueError("requested colours are too close to tell apart after rounding to 8 bits")
     result = image.copy()
@@ -380,6 +384,7 @@ def texture_score(
     after: np.ndarray,
     regions: np.ndarray,
     before_lightness: np.ndarray | None = None,
+    after_lightness: np.ndarray | None = None,
 ) -> float:
     """How much of the rendered fine lightness detail survives: 1 = all of it, 0 = none.
 
@@ -390,7 +395,7 @@ def texture_score(
     granule edges, highlights, pores, grain — and exactly what the lock promises to keep. Colour
     boundaries are left out on purpose: their contrast is dominated by which colour sits where, so
     even a flat fill would score high there. NaN when no pixel is that far from a boundary.
-    `before_lightness` is the L* plane of `before` when the caller has it already.
+    `before_lightness` / `after_lightness`: the L* planes, when the caller has them already.
     """
     sigma = max(TEXTURE_SIGMA * max(regions.shape) / REFERENCE_SIZE, 0.5)
     boundary = np.zeros(regions.shape, dtype=bool)
@@ -403,8 +408,9 @@ def texture_score(
     if not interior.any():
         return float("nan")
     lightness_before = lab_planes(before)[0] if before_lightness is None else before_lightness
+    lightness_after = lab_planes(after)[0] if after_lightness is None else after_lightness
     details = []
-    for lightness in (lightness_before, lab_planes(after)[0]):
+    for lightness in (lightness_before, lightness_after):
         details.append((lightness - cv2.GaussianBlur(lightness, (0, 0), sigma))[interior].astype(np.float64))
     first, second = (d - d.mean() for d in details)
     norm = float(np.sqrt((first @ first) * (second @ second)))
