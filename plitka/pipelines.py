@@ -249,7 +249,10 @@ class PipelineManager:
         negative_prompt: str,
         progress: Callable[[int, int], None] | None = None,
     ) -> RenderResult:
-        """Render one request: colour img2img, or ControlNet img2img with the colour map's edge image."""
+        """Render one request: colour img2img, or ControlNet img2img with the colour map's edge image.
+
+        Renders run one at a time (they share the UNet and its LoRA scale); `progress(step, total)` is
+        called after every denoising step, `total` being the steps img2img really runs."""
         kind = choose_controlnet(request.angle, request.overrides)
         settings = RenderSettings.for_request(request, kind)
         width, height = request.width, request.height
@@ -261,7 +264,7 @@ class PipelineManager:
         if self.weights.demo:
             logger.warning(DEMO_BANNER)
         timings: dict[str, float] = {}
-        with memory.track_peak(self.device) as peak:
+        with self._lock, memory.track_peak(self.device) as peak:
             try:
                 started = time.perf_counter()
                 pipe = self.pipeline(kind)
@@ -300,6 +303,7 @@ class PipelineManager:
             "memory_policy": self.memory_policy,
             "gpu_telemetry": memory.gpu_telemetry(),
             "weights": self.weights.ids,
+            "load_info": dict(self.load_info),
             "demo_weights": self.weights.demo,
             "render_warnings": [DEMO_BANNER] if self.weights.demo else [],
         }
