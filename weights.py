@@ -89,89 +89,52 @@ CONTROLNET_REPOS = {
 ANNOTATOR_REPO = "lllyasviel/Annotators"
 ANNOTATOR_FILES = {"ControlNetHED.pth": 29.4, "sk_model.pth": 17.2, "sk_model2.pth": 17.2}
 TOKENIZER_FILES = ("merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")
+DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"
 LORA_FILE = "lora/pytorch_lora_weights.safetensors"
 TI_FILE = "ti/embeddings.safetensors"
 
 
-def _base_files() -> list[WeightFile]:
-    files = [WeightFile("base", "sdxl-base/model_index.json", BASE_REPO, "model_index.json")]
-    files.append(
-        WeightFile(
-            "base", "sdxl-base/scheduler/scheduler_config.json", BASE_REPO, "scheduler/scheduler_config.json"
-        )
-    )
-    for folder, weights, size in (
-        ("text_encoder", "model.fp16.safetensors", 246),
-        ("text_encoder_2", "model.fp16.safetensors", 1390),
-        ("unet", "diffusion_pytorch_model.fp16.safetensors", 5140),
-    ):
-        files.append(
-            WeightFile("base", f"sdxl-base/{folder}/config.json", BASE_REPO, f"{folder}/config.json")
-        )
-        local_name = weights.replace(".fp16", "")
-        files.append(
-            WeightFile(
-                "base", f"sdxl-base/{folder}/{local_name}", BASE_REPO, f"{folder}/{weights}", approx_mb=size
-            )
-        )
-    for folder in ("tokenizer", "tokenizer_2"):
-        files += [
-            WeightFile(
-                "base", f"sdxl-base/{folder}/{name}", BASE_REPO, f"{folder}/{name}", layout_checked=False
-            )
-            for name in TOKENIZER_FILES
-        ]
-    return files
+BASE_CONFIGS = ("model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json",
+                "text_encoder_2/config.json", "unet/config.json")  # fmt: skip
+BASE_WEIGHTS = (
+    ("text_encoder", "model.fp16.safetensors", 246),
+    ("text_encoder_2", "model.fp16.safetensors", 1390),
+    ("unet", "diffusion_pytorch_model.fp16.safetensors", 5140),
+)
+
+
+def _hub(
+    group: str, local: str, repo: str, remote: str, approx_mb: float = 0, checked: bool = True
+) -> WeightFile:
+    return WeightFile(group, local, repo, remote, approx_mb=approx_mb, layout_checked=checked)
 
 
 def manifest(env: dict[str, str] | None = None) -> list[WeightFile]:
     """The complete list of weight files. LoRA and TI come from `PLITKA_LORA_URL` / `PLITKA_TI_URL`
     (an URL or a local path, with optional `PLITKA_LORA_SHA256` / `PLITKA_TI_SHA256` pins)."""
     env = os.environ if env is None else env
-    files = _base_files()
-    files.append(WeightFile("vae", "vae/config.json", VAE_REPO, "config.json"))
-    files.append(
-        WeightFile(
-            "vae",
-            "vae/diffusion_pytorch_model.safetensors",
-            VAE_REPO,
-            "diffusion_pytorch_model.safetensors",
-            approx_mb=335,
-        )
-    )
-    for kind, (repo, weights, size) in CONTROLNET_REPOS.items():
-        files.append(WeightFile(f"controlnet-{kind}", f"controlnet-{kind}/config.json", repo, "config.json"))
-        files.append(
-            WeightFile(
-                f"controlnet-{kind}",
-                f"controlnet-{kind}/diffusion_pytorch_model.safetensors",
-                repo,
-                weights,
-                approx_mb=size,
-            )
-        )
+    files = [_hub("base", f"sdxl-base/{path}", BASE_REPO, path) for path in BASE_CONFIGS]
     files += [
-        WeightFile("annotators", f"annotators/{name}", ANNOTATOR_REPO, name, approx_mb=size)
+        _hub("base", f"sdxl-base/{folder}/{name.replace('.fp16', '')}", BASE_REPO, f"{folder}/{name}", size)
+        for folder, name, size in BASE_WEIGHTS
+    ]
+    files += [
+        _hub("base", f"sdxl-base/{folder}/{name}", BASE_REPO, f"{folder}/{name}", checked=False)
+        for folder in ("tokenizer", "tokenizer_2")
+        for name in TOKENIZER_FILES
+    ]
+    files.append(_hub("vae", "vae/config.json", VAE_REPO, "config.json"))
+    files.append(_hub("vae", f"vae/{DIFFUSERS_WEIGHTS}", VAE_REPO, DIFFUSERS_WEIGHTS, 335))
+    for kind, (repo, remote, size) in CONTROLNET_REPOS.items():
+        files.append(_hub(f"controlnet-{kind}", f"controlnet-{kind}/config.json", repo, "config.json"))
+        files.append(_hub(f"controlnet-{kind}", f"controlnet-{kind}/{DIFFUSERS_WEIGHTS}", repo, remote, size))
+    files += [
+        _hub("annotators", f"annotators/{name}", ANNOTATOR_REPO, name, size)
         for name, size in ANNOTATOR_FILES.items()
     ]
-    files.append(
-        WeightFile(
-            "lora",
-            LORA_FILE,
-            env.get("PLITKA_LORA_URL", ""),
-            sha256=env.get("PLITKA_LORA_SHA256") or None,
-            approx_mb=50,
-        )
-    )
-    files.append(
-        WeightFile(
-            "ti",
-            TI_FILE,
-            env.get("PLITKA_TI_URL", ""),
-            sha256=env.get("PLITKA_TI_SHA256") or None,
-            approx_mb=0.01,
-        )
-    )
+    for group, local, size in (("lora", LORA_FILE, 50), ("ti", TI_FILE, 0.01)):
+        source, pin = env.get(f"PLITKA_{group.upper()}_URL", ""), env.get(f"PLITKA_{group.upper()}_SHA256")
+        files.append(WeightFile(group, local, source, sha256=pin or None, approx_mb=size))
     return files
 
 
@@ -375,6 +338,17 @@ def _is_sha256(value: str | None) -> bool:
     return bool(value) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
+def _state_from_marker(marker: dict[str, Any], entries: list[WeightFile]) -> dict[str, dict[str, Any]]:
+    """Files of an earlier complete download count as done (re-running `download` fetches only changes)."""
+    if marker["kind"] != "download":
+        return {}
+    return {
+        entry.local: {**marker["files"][entry.local], "id": marker["ids"][entry.group]}
+        for entry in entries
+        if entry.local in marker["files"]
+    }
+
+
 def download(
     weights_dir: Path, env: dict[str, str] | None = None, report: Callable[[str], None] = print
 ) -> Path:
@@ -382,7 +356,8 @@ def download(
 
     Each file is checked against its pinned sha256, or else the hub's LFS sha256 (X-Linked-Etag),
     and structurally (`check_file`). Completed files are recorded in a state file so an interrupted
-    download skips them next time.
+    download skips them next time; a file whose source changed (e.g. a new PLITKA_LORA_URL) is fetched
+    again.
     """
     weights_dir = Path(weights_dir)
     weights_dir.mkdir(parents=True, exist_ok=True)
@@ -394,13 +369,20 @@ def download(
             f"{names} not set: point it at the {', '.join(e.local for e in unset)} file "
             "(an https URL or a local path), then run `python weights.py download` again"
         )
-    (weights_dir / MARKER).unlink(missing_ok=True)
     state_path = weights_dir / DOWNLOAD_STATE
     state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else {}
+    if not state and (weights_dir / MARKER).exists():
+        state = _state_from_marker(read_marker(weights_dir), entries)
+    (weights_dir / MARKER).unlink(missing_ok=True)
     for entry in entries:
         target = weights_dir / entry.local
         done = state.get(entry.local)
-        if done and target.is_file() and target.stat().st_size == done["size"]:
+        if (
+            done
+            and done["id"].startswith(entry.source)
+            and target.is_file()
+            and target.stat().st_size == done["size"]
+        ):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         report(f"fetching {entry.local} (~{entry.approx_mb:.0f} MB) from {entry.url}")

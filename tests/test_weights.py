@@ -249,6 +249,14 @@ def test_download_writes_marker_last_and_resumes(mirror, tmp_path):
     assert (target / weights.LORA_FILE).read_bytes() == Path(env["PLITKA_LORA_URL"]).read_bytes()
     assert not (target / weights.DOWNLOAD_STATE).exists()
 
+    new_lora = tmp_path / "new_lora.safetensors"
+    save_file({"unet.b.lora_A.weight": torch.zeros(4, 8)}, new_lora)
+    server.requests.clear()
+    weights.download(target, env={**env, "PLITKA_LORA_URL": str(new_lora)}, report=lambda line: None)
+    assert server.requests == []
+    assert (target / weights.LORA_FILE).read_bytes() == new_lora.read_bytes()
+    assert weights.check_installed(target, full=True).ids["lora"] == str(new_lora)
+
 
 def test_download_rejects_a_sha256_mismatch(mirror, tmp_path):
     server, env = mirror
