@@ -66,6 +66,13 @@ class Settings:
                 problems.append(
                     f"--cog-url: {url!r} is not an http(s) URL; write e.g. http://127.0.0.1:5000."
                 )
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                problems.append(
+                    f"--public-url: {self.public_url!r} is not an http(s) URL; write the address Cog can "
+                    "reach this service at, e.g. http://10.0.0.5:8700."
+                )
         if len(set(self.cog_urls)) != len(self.cog_urls):
             problems.append("--cog-url: the same server is listed twice; list each Cog server once.")
         if self.backend not in BACKENDS:

@@ -234,6 +234,7 @@ def test_openapi_docs_list_every_endpoint(api):
         ({"cors_origins": ("*",)}, "must be one exact origin"),
         ({"cog_urls": ("localhost:5000",)}, "is not an http(s) URL"),
         ({"backend": "rabbit"}, "--backend"),
+        ({"public_url": "10.0.0.5:8700"}, "--public-url: '10.0.0.5:8700' is not an http(s) URL"),
     ],
 )
 def test_unsafe_or_wrong_settings_are_refused(settings, text):

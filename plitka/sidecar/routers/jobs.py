@@ -51,7 +51,9 @@ async def submit_batch(request: BatchRequest, services: ServicesDep) -> dict:
 
 
 @router.get(
-    "", response_model=list[JobView], summary="Active jobs and the newest finished ones (for the page)"
+    "",
+    response_model=list[JobView],
+    summary="Active jobs and the newest finished ones, without outputs and logs (for the page)",
 )
 async def recent(
     services: ServicesDep,
@@ -172,6 +174,6 @@ def _view(services: Services, job: Job, include_output: bool) -> dict:
         "output": job.output if include_output else None,
         "error": job.error,
         "notes": job.notes,
-        "logs": job.logs,
+        "logs": job.logs if include_output else "",
         "input": job.input,
     }
