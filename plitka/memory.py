@@ -72,9 +72,14 @@ def configure(device: str) -> dict[str, Any]:
 
 
 def release(device: str) -> None:
-    """Free what the last request left behind; called after every request, also on failure and cancel."""
-    gc.collect()
+    """Free what the last request left behind; called after every request, also on failure and cancel.
+
+    On CUDA a full `gc.collect()` first, because tensors caught in reference cycles would keep their
+    blocks out of `empty_cache()`. On CPU there is no device cache to hand back and Python's cyclic
+    collector runs on its own; forcing it would cost ~0.15 s per request for nothing.
+    """
     if device.startswith("cuda"):
+        gc.collect()
         torch.cuda.empty_cache()
 
 
