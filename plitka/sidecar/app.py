@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from plitka.sidecar.backends import open_backend
 from plitka.sidecar.config import Settings
+from plitka.sidecar.models import ErrorBody
 from plitka.sidecar.routers import backend, health, jobs, page, queue, webhooks
 from plitka.sidecar.routers.page import STATIC_DIR
 from plitka.sidecar.security import BodyLimit
@@ -42,6 +43,11 @@ def create_app(settings: Settings) -> FastAPI:
         summary="A durable queue in front of self-hosted Plitka Pro Cog servers.",
         version="1.0.0",
         lifespan=lifespan,
+        responses={
+            422: {"model": ErrorBody, "description": "Invalid input: every problem with its field and fix."},
+            413: {"model": ErrorBody, "description": "Request body larger than --max-body-bytes."},
+            503: {"model": ErrorBody, "description": "The queue backend (Redis) is unreachable."},
+        },
     )
     app.state.settings = settings
     for router in (queue.router, jobs.router, backend.router, health.router, webhooks.router, page.router):

@@ -14,6 +14,11 @@ from fastapi import HTTPException, Request, status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plitka.sidecar.config import TOKEN_ENV
+from plitka.sidecar.models import ErrorBody
+
+AUTH_RESPONSES: dict[int | str, dict] = {
+    401: {"model": ErrorBody, "description": f"Missing or wrong 'Authorization: Bearer' token ({TOKEN_ENV})."}
+}
 
 
 def require_token(request: Request) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from plitka.sidecar.jobs import ACTIVE_STATUSES, PENDING, PROCESSING, Job
+from plitka.sidecar.jobs import PENDING, PROCESSING, Job
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,3 @@ def queue_status(store: QueueStore) -> dict[str, Any]:
         "status_counts": {PENDING: pending, PROCESSING: processing},
         "jobs": [{"job_id": job.id, "status": job.status, "type": job.type} for job in jobs],
     }
-
-
-def is_active(job: Job) -> bool:
-    return job.status in ACTIVE_STATUSES

@@ -224,6 +224,9 @@ def test_openapi_docs_list_every_endpoint(api):
     ):
         assert path in paths
     assert api.get("/docs").status_code == 200
+    clear = paths["/clear_queue"]["post"]["responses"]
+    assert {"200", "401", "422"} <= set(clear)
+    assert clear["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from plitka.sidecar.cog_client import CogClient, CogError
 from plitka.sidecar.models import StatsView, TestReport
-from plitka.sidecar.security import require_token
+from plitka.sidecar.security import AUTH_RESPONSES, require_token
 from plitka.sidecar.services import ServicesDep
 from plitka.sidecar.validation import input_properties
 
@@ -27,6 +27,7 @@ DRAFT_PARAMS = {
     "/test",
     response_model=TestReport,
     dependencies=[Depends(require_token)],
+    responses=AUTH_RESPONSES,
     summary="Check every Cog server: health, schema, one draft prediction",
 )
 async def test_backend(services: ServicesDep) -> dict:

@@ -16,7 +16,7 @@ from plitka.sidecar.models import (
     JobRequest,
     JobView,
 )
-from plitka.sidecar.security import require_token
+from plitka.sidecar.security import AUTH_RESPONSES, require_token
 from plitka.sidecar.services import BackendError, Services, ServicesDep, iso
 from plitka.sidecar.validation import InputError, cog_input
 
@@ -30,6 +30,7 @@ JobId = Annotated[int, Path(ge=1, description="The job_id returned by POST /jobs
     response_model=JobCreated,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(require_token)],
+    responses=AUTH_RESPONSES,
     summary="Queue one recipe",
 )
 async def submit(request: JobRequest, services: ServicesDep) -> dict:
@@ -43,6 +44,7 @@ async def submit(request: JobRequest, services: ServicesDep) -> dict:
     response_model=BatchCreated,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(require_token)],
+    responses=AUTH_RESPONSES,
     summary=f"Queue up to {MAX_BATCH} recipes at once (all or nothing)",
 )
 async def submit_batch(request: BatchRequest, services: ServicesDep) -> dict:
@@ -72,6 +74,7 @@ async def get_job(job_id: JobId, services: ServicesDep) -> dict:
     "/{job_id}",
     response_model=CanceledJob,
     dependencies=[Depends(require_token)],
+    responses=AUTH_RESPONSES,
     summary="Cancel a job (pending: removed from the queue; processing: cancelled on its Cog server)",
 )
 async def cancel(job_id: JobId, services: ServicesDep) -> dict:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from plitka.sidecar.models import ClearResponse, QueueStatus
-from plitka.sidecar.security import require_token
+from plitka.sidecar.security import AUTH_RESPONSES, require_token
 from plitka.sidecar.services import ServicesDep
 
 router = APIRouter(tags=["queue"])
@@ -25,6 +25,7 @@ async def get_queue_status(services: ServicesDep) -> Response:
     "/clear_queue",
     response_model=ClearResponse,
     dependencies=[Depends(require_token)],
+    responses=AUTH_RESPONSES,
     summary="Remove pending jobs and cancel running ones (DESIGN §8 shape)",
 )
 async def clear_queue(
