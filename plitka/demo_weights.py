@@ -203,13 +203,13 @@ def _lora_state_dict(unet) -> dict[str, torch.Tensor]:
 
 
 def build_demo_weights(target: Path, seed: int = 0) -> Path:
-    """Build the complete demo set in `target` (must not hold weights yet) and write the marker last."""
+    """Build the complete demo set in `target` (empty or new) and write the marker last."""
     from diffusers import StableDiffusionXLPipeline
     from transformers.utils import logging as transformers_logging
 
     target = Path(target)
-    if (target / weights.MARKER).exists():
-        raise weights.WeightsError(f"{target} already holds weights ({weights.MARKER}); pick an empty dir")
+    if target.exists() and any(target.iterdir()):
+        raise weights.WeightsError(f"{target} is not empty; demo weights are built into an empty or new dir")
     target.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     transformers_logging.disable_progress_bar()

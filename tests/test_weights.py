@@ -76,6 +76,11 @@ def test_cli_verify_prints_demo(demo_weights_dir, capsys):
     assert "DEMO weights" in capsys.readouterr().out
 
 
+def test_demo_refuses_a_non_empty_dir(demo_weights_dir, capsys):
+    assert weights.main(["demo", str(demo_weights_dir)]) == 1
+    assert "is not empty" in capsys.readouterr().err
+
+
 def test_missing_marker_names_it_and_the_fix(demo_weights_dir, tmp_path):
     broken = _linked_copy(demo_weights_dir, tmp_path / "w")
     (broken / weights.MARKER).unlink()
