@@ -99,10 +99,20 @@ def test_operator_page_queue_badge_submit_cancel_and_clear(page, steady_cog, sid
     expect(dialog).to_be_hidden()
     with sidecar.client() as client:
         assert client.get("/queue_status").json()["total_jobs"] == 4
+    # "Keep the running job" clears only the pending ones; the next clear takes the running job too.
     page.click("#clear-queue")
+    page.check("#pending-only")
     page.click("#confirm-ok")
     expect(page.locator("#message")).to_have_text(
-        "Queue cleared successfully: 4 job(s) cleared (3 pending, 1 processing)."
+        "Queue cleared successfully: 3 job(s) cleared (3 pending, 0 processing)."
+    )
+    expect(badge).to_have_text("1")
+    expect(row(page, 1).locator("td.status")).to_have_text("processing")
+    page.click("#clear-queue")
+    expect(page.locator("#pending-only")).not_to_be_checked()
+    page.click("#confirm-ok")
+    expect(page.locator("#message")).to_have_text(
+        "Queue cleared successfully: 1 job(s) cleared (0 pending, 1 processing)."
     )
     expect(badge).to_have_text("0")
     with sidecar.client() as client:
