@@ -90,6 +90,11 @@ ANNOTATOR_REPO = "lllyasviel/Annotators"
 ANNOTATOR_FILES = {"ControlNetHED.pth": 29.4, "sk_model.pth": 17.2, "sk_model2.pth": 17.2}
 TOKENIZER_FILES = ("merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")
 DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"
+DIFFUSERS_KEYS = {
+    "sdxl-base/unet/": "conv_in.weight",
+    "vae/": "encoder.conv_in.weight",
+    "controlnet-": "controlnet_cond_embedding.conv_in.weight",
+}
 LORA_FILE = "lora/pytorch_lora_weights.safetensors"
 TI_FILE = "ti/embeddings.safetensors"
 
@@ -184,7 +189,17 @@ def check_safetensors_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def check_file(path: Path, expected_size: int | None = None) -> None:
+def expected_tensor(local: str) -> str | None:
+    """A tensor every diffusers-format checkpoint of this kind has. A single-file (A1111/ComfyUI)
+    checkpoint stored under the diffusers name would pass every other check and fail at first use."""
+    if local.endswith(".safetensors"):
+        for prefix, key in DIFFUSERS_KEYS.items():
+            if local.startswith(prefix):
+                return key
+    return None
+
+
+def check_file(path: Path, expected_size: int | None = None, required_tensor: str | None = None) -> None:
     """Cheap structural check of one weight file (no hashing): presence, size, LFS pointer, format."""
     if not path.is_file():
         raise WeightsError(f"missing weight file {path}")
@@ -199,7 +214,12 @@ def check_file(path: Path, expected_size: int | None = None) -> None:
             f"{path}: size {size} bytes, expected {expected_size} (incomplete or replaced file)"
         )
     if path.suffix == ".safetensors":
-        check_safetensors_header(path)
+        header = check_safetensors_header(path)
+        if required_tensor and required_tensor not in header:
+            raise WeightsError(
+                f"{path}: no tensor {required_tensor!r}, so not a diffusers-format checkpoint of this kind "
+                f"(its keys start {sorted(header)[:2]})"
+            )
     elif path.suffix == ".pth":
         with path.open("rb") as handle:
             if handle.read(4) != b"PK\x03\x04":
@@ -278,7 +298,7 @@ def check_installed(weights_dir: Path, full: bool = False) -> InstalledWeights:
     for local, facts in recorded.items():
         path = weights_dir / local
         try:
-            check_file(path, facts["size"])
+            check_file(path, facts["size"], expected_tensor(local))
             if full and sha256_of(path) != facts["sha256"]:
                 raise WeightsError(f"{path}: sha256 differs from the one recorded at download")
         except WeightsError as error:
@@ -397,7 +417,7 @@ def download(
         else:
             shutil.copyfile(Path(entry.source).expanduser(), target)
             facts = {"sha256": "", "commit": ""}
-        check_file(target)
+        check_file(target, required_tensor=expected_tensor(entry.local))
         digest = sha256_of(target)
         expected = entry.sha256 or (facts["sha256"] if _is_sha256(facts["sha256"]) else None)
         if expected and digest != expected:

@@ -118,6 +118,17 @@ def test_truncated_safetensors_is_detected(demo_weights_dir, tmp_path):
         weights.check_safetensors_header(unet)
 
 
+def test_single_file_controlnet_under_the_diffusers_name_is_detected(demo_weights_dir, tmp_path):
+    broken = _linked_copy(demo_weights_dir, tmp_path / "w")
+    controlnet = broken / "controlnet-canny/diffusion_pytorch_model.safetensors"
+    controlnet.unlink()
+    save_file({"control_model.input_hint_block.0.weight": torch.zeros(1)}, controlnet)
+    with pytest.raises(weights.WeightsError, match=r"no tensor 'controlnet_cond_embedding\.conv_in\.weight'"):
+        weights.check_file(
+            controlnet, required_tensor=weights.expected_tensor(str(controlnet.relative_to(broken)))
+        )
+
+
 def test_corrupt_safetensors_header_is_detected(tmp_path):
     path = tmp_path / "bad.safetensors"
     path.write_bytes((10**12).to_bytes(8, "little") + b"{}")
@@ -149,7 +160,8 @@ def test_full_verify_catches_a_changed_byte(demo_weights_dir, tmp_path):
 
 def _payload(entry: weights.WeightFile) -> bytes:
     if entry.local.endswith(".safetensors"):
-        return save({"w": torch.arange(64, dtype=torch.float32) + len(entry.local)})
+        name = weights.expected_tensor(entry.local) or "w"
+        return save({name: torch.arange(64, dtype=torch.float32) + len(entry.local)})
     if entry.local.endswith(".pth"):
         path = Path(os.environ.get("TMPDIR", "/tmp")) / f"plitka-test-{os.getpid()}.pth"
         torch.save({"w": torch.ones(4)}, path)
