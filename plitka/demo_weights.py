@@ -20,8 +20,8 @@ from safetensors.torch import save_file
 
 import weights
 from plitka.palette import palette
+from plitka.pipelines import TI_TOKENS
 
-TI_TOKENS = ("<s0>", "<s1>")
 DOMAIN_WORDS = (
     "ohwx",
     "rubber",
@@ -211,12 +211,22 @@ def build_demo_weights(target: Path, seed: int = 0) -> Path:
     if target.exists() and any(target.iterdir()):
         raise weights.WeightsError(f"{target} is not empty; demo weights are built into an empty or new dir")
     target.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
     transformers_logging.disable_progress_bar()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        _build(target, seed, StableDiffusionXLPipeline)
+    files = sorted(str(path.relative_to(target)) for path in target.rglob("*") if path.is_file())
+    ids = {entry.group: f"demo:{entry.group}:seed{seed}" for entry in weights.manifest(env={})}
+    weights.write_marker(target, "demo", ids, weights.file_facts(target, files))
+    return target
+
+
+def _build(target: Path, seed: int, pipeline_class: type) -> None:
+    """Every demo file; random init draws from torch's global generator, seeded by the caller."""
     with tempfile.TemporaryDirectory(dir=target) as scratch:
         tokenizer = build_tokenizer(pad_token="<|endoftext|>")
         tokenizer_2 = build_tokenizer(pad_token="!")
-        pipe = StableDiffusionXLPipeline(
+        pipe = pipeline_class(
             vae=_vae(),
             text_encoder=_text_encoder(TEXT_ENCODER_1, tokenizer, with_projection=False),
             text_encoder_2=_text_encoder(TEXT_ENCODER_2, tokenizer_2, with_projection=True),
@@ -241,11 +251,6 @@ def build_demo_weights(target: Path, seed: int = 0) -> Path:
     }
     (target / "ti").mkdir()
     save_file(embeddings, target / weights.TI_FILE)
-
-    files = sorted(str(path.relative_to(target)) for path in target.rglob("*") if path.is_file())
-    ids = {entry.group: f"demo:{entry.group}:seed{seed}" for entry in weights.manifest(env={})}
-    weights.write_marker(target, "demo", ids, weights.file_facts(target, files))
-    return target
 
 
 @contextmanager
