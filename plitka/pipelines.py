@@ -353,8 +353,8 @@ class PipelineManager:
                 width=init_image.width,
                 height=init_image.height,
             )
-        pipe.unet.set_adapters([LORA_ADAPTER], weights=[settings.lora_scale])
         try:
+            pipe.unet.set_adapters([LORA_ADAPTER], weights=[settings.lora_scale])
             started = time.perf_counter()
             image = pipe(**kwargs).images[0]
             finished = time.perf_counter()
