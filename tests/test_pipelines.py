@@ -156,6 +156,18 @@ def test_cancellation_restores_shared_state(manager):
     assert np.array_equal(pixels(before.image), pixels(after.image))
 
 
+def test_cancel_after_a_vae_upcast_restores_the_vae_dtype(manager):
+    pipe = manager.base_pipeline()
+
+    def upcast_then_cancel(step, total):
+        pipe.vae.to(torch.float64)  # as SDXL pipelines upcast a force_upcast fp16 VAE before decoding
+        raise CancelationException
+
+    with pytest.raises(CancelationException):
+        render(manager, small_request(angle=0), progress=upcast_then_cancel)
+    assert pipe.vae.dtype == manager.dtype
+
+
 def test_failure_inside_the_pipeline_also_restores(manager):
     pipe = manager.controlnet_pipeline("canny")
 
