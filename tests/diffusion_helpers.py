@@ -46,3 +46,13 @@ def render(manager, request: Request, progress=None):
 
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.int16)
+
+
+def bare_base(weights_dir):
+    """The demo base pipeline without TI or LoRA, loaded the way the manager loads it."""
+    from diffusers import AutoencoderKL, StableDiffusionXLImg2ImgPipeline
+
+    vae = AutoencoderKL.from_pretrained(weights_dir / "vae", local_files_only=True)
+    return StableDiffusionXLImg2ImgPipeline.from_pretrained(
+        weights_dir / "sdxl-base", vae=vae, local_files_only=True
+    )

@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from diffusion_helpers import pixels, render, small_request
+from diffusion_helpers import bare_base, pixels, render, small_request
 from safetensors.torch import load_file, save_file
-from test_textual_inversion import bare_base
 
 import weights
 from plitka.pipelines import LORA_ADAPTER, AdapterError, PipelineManager, load_lora, lora_layer_count

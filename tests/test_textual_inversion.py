@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, StableDiffusionXLImg2ImgPipeline
+from diffusion_helpers import bare_base
 from safetensors.torch import load_file, save_file
 
 import weights
@@ -10,14 +10,6 @@ from plitka.pipelines import TI_TOKENS, AdapterError, PipelineManager, load_text
 
 PROMPT = "<s0><s1>, ohwx_rubber_tile <s0><s1>, 60% black, 40% red"
 HIDDEN_1 = 32
-
-
-def bare_base(weights_dir):
-    """The demo base pipeline without TI or LoRA, loaded the way the manager loads it."""
-    vae = AutoencoderKL.from_pretrained(weights_dir / "vae", local_files_only=True)
-    return StableDiffusionXLImg2ImgPipeline.from_pretrained(
-        weights_dir / "sdxl-base", vae=vae, local_files_only=True
-    )
 
 
 def embed(pipe, prompt: str = PROMPT) -> torch.Tensor:
