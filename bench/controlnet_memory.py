@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             annotator_mb = sum(module_bytes(model) for model in models) / MB
         loaded_mb = (after_load - after_colour) / MB
         run_mb = (after_request - after_load) / MB
-        budget_mb = 1.10 * controlnet_mb + annotator_mb
+        budget_mb = 1.10 * (controlnet_mb + annotator_mb)
         met = all(shared.values()) and loaded_mb <= budget_mb
         print(
             f"weights: {'DEMO' if manager.weights.demo else 'real'} ({weights_dir}), device {manager.device}"
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"RSS after colour requests: {after_colour / MB:.1f} MB")
         print(
             f"added by loading the {args.kind} pipeline: {loaded_mb:.1f} MB "
-            f"(goal <= ControlNet + 10 % + annotator = {budget_mb:.1f} MB: {'met' if met else 'MISSED'})"
+            f"(goal <= (ControlNet + annotator) + 10 % = {budget_mb:.1f} MB: {'met' if met else 'MISSED'})"
         )
         print(f"added by running its first request: {run_mb:.1f} MB (working buffers, not model size)")
         print(f"total added by the first {args.kind} request: {loaded_mb + run_mb:.1f} MB")
