@@ -76,4 +76,3 @@ class RenderResult:
     pipeline: str
     controlnet: str | None
     info: dict[str, Any] = field(default_factory=dict)
-
