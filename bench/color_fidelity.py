@@ -21,6 +21,7 @@ Usage: python bench/color_fidelity.py [--path predictor|pipeline|direct] [--size
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -176,6 +177,12 @@ def run_predictor(seed: int) -> list[Row]:
 
     predictor = Predictor()
     predictor.setup()
+    if getattr(predictor, "renderer", None) is None:
+        raise SystemExit(
+            "predict.py setup() configures no SDXL renderer yet, so quality preview cannot run "
+            "(use --path pipeline or --path direct meanwhile)"
+        )
+    defaults = input_defaults(Predictor.run)
     rows = []
     for index, recipe in enumerate(RECIPES):
         for lock in (1.0, 0.0):
@@ -186,7 +193,7 @@ def run_predictor(seed: int) -> list[Row]:
                 "overrides": {"color_lock": lock},
             }
             started = time.perf_counter()
-            outputs = predictor.run(params_json=json.dumps(params))
+            outputs = predictor.run(**{**defaults, "params_json": json.dumps(params)})
             seconds = time.perf_counter() - started
             report = json.loads(Path(outputs[-1]).read_text(encoding="utf-8"))
             measured = report["measured"]
@@ -213,6 +220,16 @@ def run_predictor(seed: int) -> list[Row]:
                 )
             )
     return rows
+
+
+def input_defaults(run: Any) -> dict[str, Any]:
+    """The typed inputs' defaults: called directly (not through the Cog server), `run` would
+    otherwise receive the `Input(...)` field objects themselves as values."""
+    return {
+        name: parameter.default.default
+        for name, parameter in inspect.signature(run).parameters.items()
+        if name != "self"
+    }
 
 
 def _independent_measurement(params: dict[str, Any], final: np.ndarray) -> Measurement:
