@@ -7,13 +7,19 @@ generator resolves only literals.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path as SystemPath
+
+os.environ.setdefault(
+    "HF_HUB_OFFLINE", "1"
+)  # before anything imports huggingface_hub: never fetch at run time
 
 from cog import BaseRunner, Input, Path
 
 from plitka.form import request_from_inputs
 from plitka.generate import generate
+from plitka.pipelines import PipelineManager
 from plitka.progress import print_progress
 
 COLOR_CHOICES = [
@@ -28,8 +34,17 @@ SHARE_HELP = "Share of color_{n} in percent (all shares sum to 100), or 0 to ski
 
 class Predictor(BaseRunner):
     def setup(self) -> None:
-        """Loads nothing heavy: diffusion pipelines load on the first request that needs them."""
-        self.renderer = None
+        """Checks that the weights are complete (cheap) and loads no model: the SDXL pipelines load on
+        the first request that needs them, so `draft` requests never wait for them."""
+        self.renderer = PipelineManager.from_env()
+        kind = (
+            "DEMO weights (random tiny SDXL: outputs are texture noise)"
+            if self.renderer.weights.demo
+            else "weights"
+        )
+        print(
+            f"Plitka Pro: {kind} in {self.renderer.weights.root}; device {self.renderer.device}", flush=True
+        )
 
     def run(
         self,

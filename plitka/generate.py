@@ -19,9 +19,10 @@ import numpy as np
 from PIL import Image
 
 from plitka import __version__
+from plitka.colorlock import lock_colors
 from plitka.colormap import ColorMap, render_colormap
 from plitka.legend import render_legend
-from plitka.measure import measure
+from plitka.measure import Measurement, measure
 from plitka.params import Request
 from plitka.prompts import build_negative_prompt, build_prompt, caption_colors
 from plitka.shading import shade_granules
@@ -75,9 +76,11 @@ def generate(
     prompt, negative_prompt = build_prompt(request), build_negative_prompt(request)
 
     render_started = time.perf_counter()
+    fractions = [c.fraction for c in request.colors]
+    warnings = _warnings(request)
     if request.quality == "draft":
         final = shade_granules(colormap, request.seed)
-        render_info: dict[str, Any] = {"pipeline": "draft", "controlnet": None, "weights": None}
+        render: dict[str, Any] = {"pipeline": "draft", "controlnet": None, "demo_weights": False}
         control_image = None
     else:
         if renderer is None:
@@ -87,15 +90,35 @@ def generate(
         rendered = renderer.render(request, colormap.image(), prompt, negative_prompt, progress)
         final = np.asarray(rendered.image.convert("RGB"))
         control_image = rendered.control_image
-        render_info = {"pipeline": rendered.pipeline, "controlnet": rendered.controlnet, **rendered.info}
+        render = {
+            "pipeline": rendered.pipeline,
+            "controlnet": rendered.controlnet,
+            "demo_weights": rendered.info["demo_weights"],
+            "render": rendered.info,
+        }
+        warnings = list(rendered.info.get("render_warnings", [])) + warnings
     timings["render"] = time.perf_counter() - render_started
 
-    measure_started = time.perf_counter()
-    measured = {
-        "colormap": _measure(colormap.rgb, colormap, request).to_dict(),
-        "final": _measure(final, colormap, request).to_dict(),
-    }
-    timings["measure"] = time.perf_counter() - measure_started
+    lock_started = time.perf_counter()
+    measured: dict[str, Any] = {"colormap": _measure(colormap.rgb, colormap, fractions).to_dict()}
+    if request.quality == "draft":
+        exact = _measure(final, colormap, fractions).to_dict()
+        measured.update(
+            color_lock=None,
+            color_lock_note="draft images are exact by construction; the colour lock does not run",
+            before_lock=exact,
+            after_lock=exact,
+            final=exact,
+        )
+    else:
+        lock = lock_colors(
+            final, colormap.tile_mask, colormap.labels, colormap.colors, fractions, request.color_lock
+        )
+        final = lock.image
+        locked = lock.to_dict()
+        warnings += lock.warnings
+        measured.update(locked, final=locked["after_lock"])
+    timings["color_lock_and_measure"] = time.perf_counter() - lock_started
 
     files = _write_images(out_dir, final, colormap, control_image, request)
     timings["total"] = time.perf_counter() - started
@@ -105,20 +128,20 @@ def generate(
         "prompt": prompt,
         "negative_prompt": negative_prompt,
         "seed": request.seed,
-        **render_info,
+        **render,
         "outputs": [p.name for p in files] + [REPORT_NAME],
         "measured": measured,
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "warnings": _warnings(request),
+        "warnings": warnings,
     }
     report_path = out_dir / REPORT_NAME
     report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return GenerationResult(files=[*files, report_path], report=report)
 
 
-def _measure(image: np.ndarray, colormap: ColorMap, request: Request):
-    return measure(image, colormap.tile_mask, colormap.colors, [c.fraction for c in request.colors])
+def _measure(image: np.ndarray, colormap: ColorMap, fractions: list[float]) -> Measurement:
+    return measure(image, colormap.tile_mask, colormap.colors, fractions)
 
 
 def _write_images(

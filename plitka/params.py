@@ -12,6 +12,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from plitka.diffusion_types import DEFAULT_STRENGTH
 from plitka.params_colors import EXAMPLE_COLOR, ColorRequest, parse_colors
 from plitka.params_overrides import Overrides, parse_overrides
 from plitka.problems import Problem, RequestError, parse_choice, reject_unknown_keys, show, type_name
@@ -118,6 +119,8 @@ def parse_request(raw: str | dict[str, Any]) -> Request:
     granule = parse_choice(data.get("granule_size"), "granule_size", GRANULE_SIZES, "medium", problems)
     overrides = parse_overrides(data.get("overrides"), problems)
 
+    if quality != "draft" and not problems:
+        _check_denoising_steps(quality, overrides, problems)
     if problems:
         raise RequestError(problems)
     return Request(
@@ -199,3 +202,18 @@ def _parse_seed(value: Any, problems: list[Problem]) -> tuple[int, str]:
         )
         return 0, "request"
     return int(value), "request"
+
+
+def _check_denoising_steps(quality: str, overrides: Overrides, problems: list[Problem]) -> None:
+    """img2img runs int(steps x strength) steps; a request that leaves none is refused up front."""
+    steps = overrides.num_inference_steps or QUALITY_PRESETS[quality].steps
+    strength = DEFAULT_STRENGTH if overrides.strength is None else overrides.strength
+    if int(steps * strength) < 1:
+        problems.append(
+            Problem(
+                "overrides.num_inference_steps",
+                f"{steps} steps x strength {strength:g} leaves no denoising step "
+                "(img2img runs int(steps x strength) steps).",
+                "raise num_inference_steps or strength so that their product is at least 1.",
+            )
+        )

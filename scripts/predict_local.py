@@ -1,7 +1,12 @@
 """`make predict`: one prediction through the real Cog HTTP server on 127.0.0.1.
 
-Starts `python -m cog.server.http` exactly as a Cog container would (minus Docker), sends an
-example `params_json`, saves every output file and the report to `outputs/`, then stops the server.
+Prepares weights (real ones when configured, otherwise demo weights, loudly labelled), starts
+`python -m cog.server.http` exactly as a Cog container would (minus Docker), sends an example
+`params_json`, saves every output file and the report to `outputs/`, then stops the server.
+
+Weights, in this order: `PLITKA_WEIGHTS_DIR` (downloaded into when incomplete and the LoRA/TI
+sources are configured, an error otherwise); `weights/` when complete; a download into `weights/`
+when `PLITKA_LORA_URL` and `PLITKA_TI_URL` are set; else demo weights built in `demo-weights/`.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,7 +24,55 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 from cog_server import running_cog_server  # noqa: E402  (the same server helper the tests use)
+
+import weights  # noqa: E402
+
+DEMO_DIR = ROOT / "demo-weights"
+DEFAULT_WEIGHTS_DIR = (
+    ROOT / "weights"
+)  # where PipelineManager.from_env() looks when PLITKA_WEIGHTS_DIR is unset
+BANNER = "=" * 78
+
+
+def real_sources_configured() -> bool:
+    return bool(os.environ.get("PLITKA_LORA_URL") and os.environ.get("PLITKA_TI_URL"))
+
+
+def is_complete(path: Path) -> bool:
+    try:
+        weights.check_installed(path)
+    except weights.WeightsError:
+        return False
+    return True
+
+
+def prepare_weights() -> Path:
+    """The weights dir to serve; never falls back to demo weights when real ones were asked for."""
+    configured = os.environ.get("PLITKA_WEIGHTS_DIR")
+    if configured:
+        path = Path(configured)
+        if not is_complete(path) and real_sources_configured():
+            weights.download(path)
+        weights.check_installed(path)
+        return path
+    if is_complete(DEFAULT_WEIGHTS_DIR):
+        return DEFAULT_WEIGHTS_DIR
+    if real_sources_configured():
+        return weights.download(DEFAULT_WEIGHTS_DIR)
+    if not is_complete(DEMO_DIR):
+        from plitka.demo_weights import build_demo_weights
+
+        shutil.rmtree(DEMO_DIR, ignore_errors=True)
+        build_demo_weights(DEMO_DIR)
+    print(
+        f"{BANNER}\nDEMO WEIGHTS ({DEMO_DIR}): no real weights are configured, so this run uses tiny\n"
+        "randomly initialised models. The pipeline is the real one; the picture is texture noise.\n"
+        f"For real renders set PLITKA_LORA_URL and PLITKA_TI_URL (docs/weights.md).\n{BANNER}",
+        flush=True,
+    )
+    return DEMO_DIR
 
 
 def decode_output(item: str) -> bytes:
@@ -39,8 +94,13 @@ def main() -> int:
     if args.quality:
         params["quality"] = args.quality
     args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        weights_dir = prepare_weights()
+    except weights.WeightsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(f"Starting the Cog server (python -m cog.server.http) for {args.params} ...", flush=True)
-    with running_cog_server(log_dir=args.out) as server:
+    with running_cog_server(weights_dir, log_dir=args.out) as server:
         started = time.perf_counter()
         response = requests.post(
             f"{server.url}/predictions", json={"input": {"params_json": json.dumps(params)}}, timeout=1800

@@ -49,9 +49,10 @@ class CogServer:
 
 
 def start_cog_server(
-    port: int | None = None, env: dict[str, str] | None = None, log_dir: Path | None = None
+    weights_dir: Path, port: int | None = None, env: dict[str, str] | None = None, log_dir: Path | None = None
 ) -> CogServer:
-    """Start the server and wait until `/health-check` says READY; raise with its log otherwise."""
+    """Start the server on `weights_dir` (PLITKA_WEIGHTS_DIR) and wait until `/health-check` says READY;
+    raise with its log otherwise."""
     port = port or free_port()
     venv_bin = str(Path(sys.executable).parent)
     server_env = {
@@ -60,6 +61,7 @@ def start_cog_server(
         "PORT": str(port),
         "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
         "HF_HUB_OFFLINE": "1",
+        "PLITKA_WEIGHTS_DIR": str(weights_dir),
         **(env or {}),
     }
     log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
@@ -92,9 +94,9 @@ def start_cog_server(
 
 @contextlib.contextmanager
 def running_cog_server(
-    port: int | None = None, env: dict[str, str] | None = None, log_dir: Path | None = None
+    weights_dir: Path, port: int | None = None, env: dict[str, str] | None = None, log_dir: Path | None = None
 ) -> Iterator[CogServer]:
-    server = start_cog_server(port=port, env=env, log_dir=log_dir)
+    server = start_cog_server(weights_dir, port=port, env=env, log_dir=log_dir)
     try:
         yield server
     finally:

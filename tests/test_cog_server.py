@@ -26,8 +26,8 @@ RECIPE = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with running_cog_server(log_dir=tmp_path_factory.mktemp("cog")) as running:
+def server(tmp_path_factory, demo_weights_dir):
+    with running_cog_server(demo_weights_dir, log_dir=tmp_path_factory.mktemp("cog")) as running:
         yield running
 
 

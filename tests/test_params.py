@@ -200,7 +200,9 @@ def test_absent_or_minus_one_seed_is_random_and_reported(seed):
     ],
 )  # fmt: skip
 def test_override_boundaries_are_accepted(key, value):
-    assert getattr(parse_request(req(overrides={key: value})).overrides, key) == value
+    # One step runs only at strength 1: img2img runs int(steps x strength) steps.
+    extra = {"strength": 1} if key == "num_inference_steps" else {}
+    assert getattr(parse_request(req(overrides={key: value, **extra})).overrides, key) == value
 
 
 def test_normalised_request_is_reported_back():
@@ -296,6 +298,8 @@ def test_normalised_request_is_reported_back():
         (req(overrides={"width": 1600}), "overrides.width", "512–1536"),
         (req(overrides={"height": 1000}), "overrides.height", "use 960 or 1024"),
         (req(overrides={"height": "1024"}), "overrides.height", "an integer"),
+        (req(quality="preview", overrides={"num_inference_steps": 1}), "overrides.num_inference_steps", "no denoising step"),
+        (req(overrides={"num_inference_steps": 10, "strength": 0.05}), "overrides.num_inference_steps", "no denoising step"),
     ],
 )  # fmt: skip
 def test_each_rule_refuses_with_field_and_fix(raw, field, says):

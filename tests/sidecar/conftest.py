@@ -22,45 +22,47 @@ from sidecar_helpers import SLOW_STEP_SECONDS, SLOW_STEPS, Sidecar, start_sideca
 
 
 @pytest.fixture(scope="session")
-def slow_cog(tmp_path_factory) -> Iterator:
+def slow_cog(tmp_path_factory, demo_weights_dir) -> Iterator:
     """The real Cog server running the real predictor, each run taking ~1.5 s with progress lines."""
     env = {
         "COG_PREDICT_TYPE_STUB": "tests/sidecar/slow_predictor.py:Predictor",
         "PLITKA_TEST_STEPS": str(SLOW_STEPS),
         "PLITKA_TEST_STEP_SECONDS": str(SLOW_STEP_SECONDS),
     }
-    with running_cog_server(env=env, log_dir=tmp_path_factory.mktemp("slow-cog")) as server:
+    with running_cog_server(demo_weights_dir, env=env, log_dir=tmp_path_factory.mktemp("slow-cog")) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def long_cog(tmp_path_factory) -> Iterator:
+def long_cog(tmp_path_factory, demo_weights_dir) -> Iterator:
     """Runs take ~4 s, long enough to kill and restart a process while Cog is still busy."""
     env = {
         "COG_PREDICT_TYPE_STUB": "tests/sidecar/slow_predictor.py:Predictor",
         "PLITKA_TEST_STEPS": "40",
         "PLITKA_TEST_STEP_SECONDS": "0.1",
     }
-    with running_cog_server(env=env, log_dir=tmp_path_factory.mktemp("long-cog")) as server:
+    with running_cog_server(demo_weights_dir, env=env, log_dir=tmp_path_factory.mktemp("long-cog")) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def steady_cog(tmp_path_factory) -> Iterator:
+def steady_cog(tmp_path_factory, demo_weights_dir) -> Iterator:
     """Runs take ~12 s, so a queue holds still while a test inspects it (tests cancel what they start)."""
     env = {
         "COG_PREDICT_TYPE_STUB": "tests/sidecar/slow_predictor.py:Predictor",
         "PLITKA_TEST_STEPS": "120",
         "PLITKA_TEST_STEP_SECONDS": "0.1",
     }
-    with running_cog_server(env=env, log_dir=tmp_path_factory.mktemp("steady-cog")) as server:
+    with running_cog_server(
+        demo_weights_dir, env=env, log_dir=tmp_path_factory.mktemp("steady-cog")
+    ) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def draft_cog(tmp_path_factory) -> Iterator:
+def draft_cog(tmp_path_factory, demo_weights_dir) -> Iterator:
     """The real Cog server with the unmodified predictor (draft renders are instant on CPU)."""
-    with running_cog_server(log_dir=tmp_path_factory.mktemp("draft-cog")) as server:
+    with running_cog_server(demo_weights_dir, log_dir=tmp_path_factory.mktemp("draft-cog")) as server:
         yield server
 
 
