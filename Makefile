@@ -47,8 +47,14 @@ lint: $(VENV)/.dev-stamp
 schema: $(VENV)/.runtime-stamp
 	$(PY) scripts/openapi_schema.py --write
 
-bench: $(VENV)/.runtime-stamp
+## Benchmarks print ratios measured side by side in one run (never asserted in tests).
+bench: $(VENV)/.dev-stamp
 	$(PY) bench/colormap.py
+	$(PY) bench/setup_time.py
+	$(PY) bench/controlnet_memory.py
+	$(PY) bench/predictor_overhead.py
+	$(PY) bench/color_fidelity.py
+	$(PY) bench/sidecar_load.py
 
 clean:
-	rm -rf outputs .pytest_cache
+	rm -rf outputs demo-weights test-artifacts .pytest_cache
