@@ -48,12 +48,16 @@ schema: $(VENV)/.runtime-stamp
 	$(PY) scripts/openapi_schema.py --write
 
 ## Benchmarks print ratios measured side by side in one run (never asserted in tests).
+## Without PLITKA_WEIGHTS_DIR the diffusion benchmarks run on demo weights in demo-weights/.
 bench: $(VENV)/.dev-stamp
-	$(PY) bench/colormap.py
-	$(PY) bench/setup_time.py
-	$(PY) bench/controlnet_memory.py
-	$(PY) bench/predictor_overhead.py
-	$(PY) bench/color_fidelity.py
+	@test -n "$$PLITKA_WEIGHTS_DIR" || $(PY) weights.py verify demo-weights >/dev/null 2>&1 || \
+	  (rm -rf demo-weights && $(PY) weights.py demo demo-weights)
+	export PLITKA_WEIGHTS_DIR="$${PLITKA_WEIGHTS_DIR:-$(CURDIR)/demo-weights}"; \
+	$(PY) bench/colormap.py && \
+	$(PY) bench/setup_time.py && \
+	$(PY) bench/controlnet_memory.py && \
+	$(PY) bench/predictor_overhead.py && \
+	$(PY) bench/color_fidelity.py && \
 	$(PY) bench/sidecar_load.py
 
 clean:
