@@ -53,19 +53,11 @@ def request_for(angle: float, size: int, steps: int):
 
 
 def render(manager, request) -> None:
-    from plitka.colormap import render_colormap
+    from plitka.generate import colormap_for
     from plitka.prompts import build_negative_prompt, build_prompt
 
-    colormap = render_colormap(
-        colors=[c.rgb for c in request.colors],
-        fractions=[c.fraction for c in request.colors],
-        width=request.width,
-        height=request.height,
-        angle=request.angle,
-        granule_size=request.granule_size,
-        seed=request.seed,
-    )
-    manager.render(request, colormap.image(), build_prompt(request), build_negative_prompt(request))
+    image = colormap_for(request).image()
+    manager.render(request, image, build_prompt(request), build_negative_prompt(request))
 
 
 def import_code(kind: str) -> None:

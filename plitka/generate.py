@@ -63,15 +63,7 @@ def generate(
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    colormap = render_colormap(
-        colors=[c.rgb for c in request.colors],
-        fractions=[c.fraction for c in request.colors],
-        width=request.width,
-        height=request.height,
-        angle=request.angle,
-        granule_size=request.granule_size,
-        seed=request.seed,
-    )
+    colormap = colormap_for(request)
     timings["colormap"] = time.perf_counter() - started
     prompt, negative_prompt = build_prompt(request), build_negative_prompt(request)
 
@@ -138,6 +130,19 @@ def generate(
     report_path = out_dir / REPORT_NAME
     report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return GenerationResult(files=[*files, report_path], report=report)
+
+
+def colormap_for(request: Request) -> ColorMap:
+    """The request's colour map at the output size: the map that conditions the render."""
+    return render_colormap(
+        colors=[c.rgb for c in request.colors],
+        fractions=[c.fraction for c in request.colors],
+        width=request.width,
+        height=request.height,
+        angle=request.angle,
+        granule_size=request.granule_size,
+        seed=request.seed,
+    )
 
 
 def _measure(image: np.ndarray, colormap: ColorMap, fractions: list[float]) -> Measurement:

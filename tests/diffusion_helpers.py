@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from plitka.colormap import render_colormap
+from plitka.generate import colormap_for
 from plitka.params import Overrides, Request, parse_request
 from plitka.prompts import build_negative_prompt, build_prompt
 
@@ -26,16 +26,7 @@ def small_request(angle: float = 0, size: int = 64, steps: int = 4, seed: int = 
 
 
 def colormap_image(request: Request) -> Image.Image:
-    colormap = render_colormap(
-        colors=[c.rgb for c in request.colors],
-        fractions=[c.fraction for c in request.colors],
-        width=request.width,
-        height=request.height,
-        angle=request.angle,
-        granule_size=request.granule_size,
-        seed=request.seed,
-    )
-    return colormap.image()
+    return colormap_for(request).image()
 
 
 def render(manager, request: Request, progress=None):
