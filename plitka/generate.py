@@ -11,6 +11,7 @@ import json
 import resource
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +29,8 @@ from plitka.prompts import build_negative_prompt, build_prompt, caption_colors
 from plitka.shading import shade_granules
 
 PREVIEW_SIZE = 512
+PNG_WRITERS = 2
+PNG_COMPRESS_LEVEL = 1
 REPORT_NAME = "report.json"
 
 
@@ -167,12 +170,16 @@ def _write_images(
     if control_image is not None:
         images.append(("control.png", control_image))
     images.append(("legend.png", render_legend(request)))
-    paths = []
-    for name, image in images:
-        path = out_dir / name
-        image.save(path, format="PNG")
-        paths.append(path)
+    paths = [out_dir / name for name, _ in images]
+    # zlib releases the GIL: encoding the PNGs side by side halves the time spent after the render.
+    with ThreadPoolExecutor(max_workers=PNG_WRITERS) as pool:
+        list(pool.map(_save_png, [image for _, image in images], paths))
     return paths
+
+
+def _save_png(image: Image.Image, path: Path) -> None:
+    """Fast zlib level: rendered granule texture compresses little, so higher levels only cost time."""
+    image.save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
 def _warnings(request: Request) -> list[str]:
