@@ -1,8 +1,8 @@
 """Cog runner for Plitka Pro: inputs, setup() and run(); the work happens in `plitka/`.
 
 `params_json` carries the full request contract (docs/params_json.md); the other inputs are
-the Replicate web form's typed fields. Choices are literal lists here because Cog's schema
-generator resolves only literals.
+the Replicate web form's typed fields. Choices and descriptions are literals, repeated per
+field, because Cog's build-time schema generator resolves only literals.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import os
 import tempfile
 from pathlib import Path as SystemPath
 
-os.environ.setdefault(
-    "HF_HUB_OFFLINE", "1"
-)  # before anything imports huggingface_hub: never fetch at run time
+# Before anything imports huggingface_hub: nothing is ever fetched from a hub at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cog import BaseRunner, Input, Path
 
@@ -21,15 +20,6 @@ from plitka.form import request_from_inputs
 from plitka.generate import generate
 from plitka.pipelines import PipelineManager
 from plitka.progress import print_progress
-
-COLOR_CHOICES = [
-    "", "beige", "white-green", "white", "turquoise", "sky blue", "yellow", "pearl", "grass green",
-    "green apple", "emerald", "brown", "red", "salmon", "orange", "sand", "pink", "lime green",
-    "light green", "light gray", "gray", "blue", "lilac", "dark green", "dark gray", "dark blue",
-    "terracotta", "violet", "khaki", "black",
-]  # fmt: skip
-COLOR_HELP = "Palette colour of slot {n} (leave empty to skip)."
-SHARE_HELP = "Share of color_{n} in percent (all shares sum to 100), or 0 to skip."
 
 
 class Predictor(BaseRunner):
@@ -46,6 +36,8 @@ class Predictor(BaseRunner):
             f"Plitka Pro: {kind} in {self.renderer.weights.root}; device {self.renderer.device}", flush=True
         )
 
+    # Literal colour lists stay compact; Cog's schema generator needs them inline.
+    # fmt: off
     def run(
         self,
         params_json: str = Input(
@@ -54,14 +46,70 @@ class Predictor(BaseRunner):
             '{"name": "white", "proportion": 40}], "angle": 45}. When set, leave the other fields at '
             "their defaults. See docs/params_json.md.",
         ),
-        color_1: str = Input(default="", choices=COLOR_CHOICES, description=COLOR_HELP.format(n=1)),
-        proportion_1: float = Input(default=0.0, ge=0, le=100, description=SHARE_HELP.format(n=1)),
-        color_2: str = Input(default="", choices=COLOR_CHOICES, description=COLOR_HELP.format(n=2)),
-        proportion_2: float = Input(default=0.0, ge=0, le=100, description=SHARE_HELP.format(n=2)),
-        color_3: str = Input(default="", choices=COLOR_CHOICES, description=COLOR_HELP.format(n=3)),
-        proportion_3: float = Input(default=0.0, ge=0, le=100, description=SHARE_HELP.format(n=3)),
-        color_4: str = Input(default="", choices=COLOR_CHOICES, description=COLOR_HELP.format(n=4)),
-        proportion_4: float = Input(default=0.0, ge=0, le=100, description=SHARE_HELP.format(n=4)),
+        color_1: str = Input(
+            default="",
+            choices=[
+                "", "beige", "white-green", "white", "turquoise", "sky blue", "yellow", "pearl",
+                "grass green", "green apple", "emerald", "brown", "red", "salmon", "orange", "sand",
+                "pink", "lime green", "light green", "light gray", "gray", "blue", "lilac", "dark green",
+                "dark gray", "dark blue", "terracotta", "violet", "khaki", "black",
+            ],
+            description="Palette colour of slot 1 (leave empty to skip).",
+        ),
+        proportion_1: float = Input(
+            default=0.0,
+            ge=0,
+            le=100,
+            description="Share of color_1 in percent (shares sum to 100); 0 = skip.",
+        ),
+        color_2: str = Input(
+            default="",
+            choices=[
+                "", "beige", "white-green", "white", "turquoise", "sky blue", "yellow", "pearl",
+                "grass green", "green apple", "emerald", "brown", "red", "salmon", "orange", "sand",
+                "pink", "lime green", "light green", "light gray", "gray", "blue", "lilac", "dark green",
+                "dark gray", "dark blue", "terracotta", "violet", "khaki", "black",
+            ],
+            description="Palette colour of slot 2 (leave empty to skip).",
+        ),
+        proportion_2: float = Input(
+            default=0.0,
+            ge=0,
+            le=100,
+            description="Share of color_2 in percent (shares sum to 100); 0 = skip.",
+        ),
+        color_3: str = Input(
+            default="",
+            choices=[
+                "", "beige", "white-green", "white", "turquoise", "sky blue", "yellow", "pearl",
+                "grass green", "green apple", "emerald", "brown", "red", "salmon", "orange", "sand",
+                "pink", "lime green", "light green", "light gray", "gray", "blue", "lilac", "dark green",
+                "dark gray", "dark blue", "terracotta", "violet", "khaki", "black",
+            ],
+            description="Palette colour of slot 3 (leave empty to skip).",
+        ),
+        proportion_3: float = Input(
+            default=0.0,
+            ge=0,
+            le=100,
+            description="Share of color_3 in percent (shares sum to 100); 0 = skip.",
+        ),
+        color_4: str = Input(
+            default="",
+            choices=[
+                "", "beige", "white-green", "white", "turquoise", "sky blue", "yellow", "pearl",
+                "grass green", "green apple", "emerald", "brown", "red", "salmon", "orange", "sand",
+                "pink", "lime green", "light green", "light gray", "gray", "blue", "lilac", "dark green",
+                "dark gray", "dark blue", "terracotta", "violet", "khaki", "black",
+            ],
+            description="Palette colour of slot 4 (leave empty to skip).",
+        ),
+        proportion_4: float = Input(
+            default=0.0,
+            ge=0,
+            le=100,
+            description="Share of color_4 in percent (shares sum to 100); 0 = skip.",
+        ),
         angle: float = Input(
             default=0.0, description="Tile rotation in degrees (any value; taken modulo 360)."
         ),
@@ -95,10 +143,11 @@ class Predictor(BaseRunner):
                 "angle": angle, "quality": quality, "seed": seed, "granule_size": granule_size,
                 "controlnet": controlnet, "color_lock": color_lock,
             },
-        )  # fmt: skip
+        )
         print(
             f"Plitka Pro: {request.quality} {request.width}x{request.height}, seed {request.seed}", flush=True
         )
         out_dir = SystemPath(tempfile.mkdtemp(prefix="plitka-"))
         result = generate(request, out_dir, renderer=self.renderer, progress=print_progress)
         return [Path(p) for p in result.files]
+    # fmt: on
