@@ -8,6 +8,7 @@ field, because Cog's build-time schema generator resolves only literals.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path as SystemPath
 
@@ -27,6 +28,7 @@ class Predictor(BaseRunner):
         """Checks that the weights are complete (cheap) and loads no model: the SDXL pipelines load on
         the first request that needs them, so `draft` requests never wait for them."""
         self.renderer = PipelineManager.from_env()
+        self.last_out_dir: SystemPath | None = None
         kind = (
             "DEMO weights (random tiny SDXL: outputs are texture noise)"
             if self.renderer.weights.demo
@@ -147,7 +149,11 @@ class Predictor(BaseRunner):
         print(
             f"Plitka Pro: {request.quality} {request.width}x{request.height}, seed {request.seed}", flush=True
         )
-        out_dir = SystemPath(tempfile.mkdtemp(prefix="plitka-"))
+        # Cog has uploaded the previous prediction's files by now (one prediction at a time): drop
+        # them so a long-running server does not fill its disk.
+        if self.last_out_dir is not None:
+            shutil.rmtree(self.last_out_dir, ignore_errors=True)
+        out_dir = self.last_out_dir = SystemPath(tempfile.mkdtemp(prefix="plitka-"))
         result = generate(request, out_dir, renderer=self.renderer, progress=print_progress)
         return [Path(p) for p in result.files]
     # fmt: on
