@@ -22,6 +22,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 120.0
+BUSY_WAIT_S = 10.0
 
 
 def free_port() -> int:
@@ -43,6 +44,16 @@ class CogServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+
+    def predict(self, inputs: dict, timeout: float = 600) -> requests.Response:
+        """POST /predictions, waiting out 409 "at capacity": coglet answers a sync prediction a moment
+        before it frees the slot, so back-to-back requests from one client can meet a busy server."""
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while True:
+            response = requests.post(f"{self.url}/predictions", json={"input": inputs}, timeout=timeout)
+            if response.status_code != 409 or time.monotonic() > deadline:
+                return response
+            time.sleep(0.05)
 
     def logs(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")

@@ -32,7 +32,7 @@ def server(tmp_path_factory, demo_weights_dir):
 
 
 def predict(server, **inputs) -> requests.Response:
-    return requests.post(f"{server.url}/predictions", json={"input": inputs}, timeout=300)
+    return server.predict(inputs, timeout=300)
 
 
 def decode(item: str) -> bytes:

@@ -8,7 +8,6 @@ import json
 import re
 
 import pytest
-import requests
 from cog_server import running_cog_server
 from PIL import Image
 
@@ -24,9 +23,7 @@ def server(tmp_path_factory, demo_weights_dir):
 
 
 def predict(server, params: dict) -> dict:
-    response = requests.post(
-        f"{server.url}/predictions", json={"input": {"params_json": json.dumps(params)}}, timeout=600
-    )
+    response = server.predict({"params_json": json.dumps(params)})
     body = response.json()
     assert body["status"] == "succeeded", body.get("error")
     return body
