@@ -32,7 +32,7 @@ import numpy as np
 
 from plitka.colormap import exact_counts
 from plitka.measure import Measurement, colors_to_lab, lab_planes, measure_planes, nearest_color
-from plitka.palette import rgb_to_hex
+from plitka.palette import LAB_EPSILON, LAB_KAPPA, SRGB_TO_XYZ, WHITE_D65, rgb_to_hex
 
 ASSIGNMENTS = ("render", "map")
 # Share error (pp) / per-colour ΔE of the unlocked render above which the report warns.
@@ -50,17 +50,7 @@ LOCAL_MEAN_SIZE = 32.0
 TEXTURE_SIGMA = 1.5
 REFERENCE_SIZE = 1024
 
-_WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
-_RGB_FROM_XYZ = np.linalg.inv(
-    np.array(
-        [
-            [0.4124564, 0.3575761, 0.1804375],
-            [0.2126729, 0.7151522, 0.0721750],
-            [0.0193339, 0.1191920, 0.9503041],
-        ],
-        dtype=np.float64,
-    )
-).astype(np.float32)
+_RGB_FROM_XYZ = np.linalg.inv(SRGB_TO_XYZ.astype(np.float64)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -367,8 +357,7 @@ def lab_to_linear(planes: np.ndarray) -> np.ndarray:
     """Linear-light RGB planes (3, N) of Lab planes (3, N), not clipped (out of gamut = outside 0..1)."""
     fy = (planes[0] + 16.0) / 116.0
     f = np.stack([fy + planes[1] / 500.0, fy, fy - planes[2] / 200.0])
-    epsilon, kappa = 216 / 24389, 24389 / 27
-    xyz = np.where(f**3 > epsilon, f**3, (116.0 * f - 16.0) / kappa) * _WHITE_D65[:, None]
+    xyz = np.where(f**3 > LAB_EPSILON, f**3, (116.0 * f - 16.0) / LAB_KAPPA) * WHITE_D65[:, None]
     return _RGB_FROM_XYZ @ xyz
 
 

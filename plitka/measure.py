@@ -23,29 +23,25 @@ from typing import Any
 
 import numpy as np
 
-from plitka.palette import delta_e76, rgb_to_hex, srgb_to_lab
-
-_XYZ_MATRIX = np.array(
-    [
-        [0.4124564, 0.3575761, 0.1804375],
-        [0.2126729, 0.7151522, 0.0721750],
-        [0.0193339, 0.1191920, 0.9503041],
-    ],
-    dtype=np.float32,
+from plitka.palette import (
+    LAB_EPSILON,
+    LAB_KAPPA,
+    SRGB_TO_XYZ,
+    WHITE_D65,
+    delta_e76,
+    rgb_to_hex,
+    srgb_to_lab,
+    srgb_to_linear,
 )
-_WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
-_EPSILON = 216 / 24389
-_KAPPA = 24389 / 27
 
 
 def _linear_table() -> np.ndarray:
     """sRGB 0..255 -> linear light, the same formula as `palette.srgb_to_lab`, tabulated once."""
-    c = np.arange(256, dtype=np.float32) / 255.0
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    return srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0).astype(np.float32)
 
 
 _LINEAR = _linear_table()
-_XYZ_NORMALISED = (_XYZ_MATRIX / _WHITE_D65[:, None]).T.astype(np.float32)
+_XYZ_NORMALISED = (SRGB_TO_XYZ / WHITE_D65[:, None]).T.astype(np.float32)
 
 
 def lab_planes(pixels: np.ndarray) -> np.ndarray:
@@ -62,8 +58,8 @@ def lab_planes(pixels: np.ndarray) -> np.ndarray:
         xyz = linear[0] * _XYZ_NORMALISED[0, row] + linear[1] * _XYZ_NORMALISED[1, row]
         xyz += linear[2] * _XYZ_NORMALISED[2, row]
         value = np.cbrt(xyz)
-        dark = xyz <= _EPSILON
-        value[dark] = (_KAPPA * xyz[dark] + 16) / 116
+        dark = xyz <= LAB_EPSILON
+        value[dark] = (LAB_KAPPA * xyz[dark] + 16) / 116
         f.append(value)
     return np.stack([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
 

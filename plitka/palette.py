@@ -94,21 +94,31 @@ def suggest_names(name: str, limit: int = 3) -> list[str]:
     return suggestions[:limit]
 
 
+# sRGB (D65) -> CIE XYZ, the reference white, and the CIELAB breakpoints: the one copy of the
+# colour maths constants that the measurement and the colour lock build on.
+SRGB_TO_XYZ = np.array(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ],
+    dtype=np.float32,
+)
+WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+LAB_EPSILON = 216 / 24389
+LAB_KAPPA = 24389 / 27
+
+
+def srgb_to_linear(encoded: np.ndarray) -> np.ndarray:
+    """Linear light of sRGB values in 0..1 (the sRGB transfer curve)."""
+    return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+
+
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """CIELAB (D65) of sRGB values in 0..255, any leading shape, last axis = 3."""
-    c = np.asarray(rgb, dtype=np.float32) / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    matrix = np.array(
-        [
-            [0.4124564, 0.3575761, 0.1804375],
-            [0.2126729, 0.7151522, 0.0721750],
-            [0.0193339, 0.1191920, 0.9503041],
-        ],
-        dtype=np.float32,
-    )
-    xyz = linear @ matrix.T / np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
-    epsilon, kappa = 216 / 24389, 24389 / 27
-    f = np.where(xyz > epsilon, np.cbrt(xyz), (kappa * xyz + 16) / 116)
+    linear = srgb_to_linear(np.asarray(rgb, dtype=np.float32) / 255.0)
+    xyz = linear @ SRGB_TO_XYZ.T / WHITE_D65
+    f = np.where(xyz > LAB_EPSILON, np.cbrt(xyz), (LAB_KAPPA * xyz + 16) / 116)
     lightness = 116 * f[..., 1] - 16
     a = 500 * (f[..., 0] - f[..., 1])
     b = 200 * (f[..., 1] - f[..., 2])
