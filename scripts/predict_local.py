@@ -4,9 +4,10 @@ Prepares weights (real ones when configured, otherwise demo weights, loudly labe
 `python -m cog.server.http` exactly as a Cog container would (minus Docker), sends an example
 `params_json`, saves every output file and the report to `outputs/`, then stops the server.
 
-Weights, in this order: `PLITKA_WEIGHTS_DIR` (downloaded into when incomplete and the LoRA/TI
-sources are configured, an error otherwise); `weights/` when complete; a download into `weights/`
-when `PLITKA_LORA_URL` and `PLITKA_TI_URL` are set; else demo weights built in `demo-weights/`.
+Weights: `PLITKA_WEIGHTS_DIR`, else `weights/`, whenever real weights are asked for (that variable
+set, `PLITKA_LORA_URL` and `PLITKA_TI_URL` set, or anything in `weights/`): downloaded into when
+incomplete and the sources are set, and an error naming the fix when they do not verify. Otherwise
+demo weights built once in `demo-weights/`.
 """
 
 from __future__ import annotations
@@ -49,18 +50,17 @@ def is_complete(path: Path) -> bool:
 
 
 def prepare_weights() -> Path:
-    """The weights dir to serve; never falls back to demo weights when real ones were asked for."""
+    """The weights dir to serve. Real weights are asked for by PLITKA_WEIGHTS_DIR, by configured
+    LoRA/TI sources or by anything in weights/: then they must verify (or download), never a silent
+    switch to demo weights."""
     configured = os.environ.get("PLITKA_WEIGHTS_DIR")
-    if configured:
-        path = Path(configured)
-        if not is_complete(path) and real_sources_configured():
-            weights.download(path)
-        weights.check_installed(path)
-        return path
-    if is_complete(DEFAULT_WEIGHTS_DIR):
-        return DEFAULT_WEIGHTS_DIR
-    if real_sources_configured():
-        return weights.download(DEFAULT_WEIGHTS_DIR)
+    real = Path(configured) if configured else DEFAULT_WEIGHTS_DIR
+    default_in_use = DEFAULT_WEIGHTS_DIR.is_dir() and any(DEFAULT_WEIGHTS_DIR.iterdir())
+    if configured or default_in_use or real_sources_configured():
+        if not is_complete(real) and real_sources_configured():
+            weights.download(real)
+        weights.check_installed(real)
+        return real
     if not is_complete(DEMO_DIR):
         from plitka.demo_weights import build_demo_weights
 
