@@ -112,29 +112,42 @@ def run_direct(size: int, seed: int, assignment: str) -> list[Row]:
         colormap = colormap_for(request, size, size)
         degradation = DEGRADATIONS[names[index % len(names)]]
         render = synthetic_render(colormap, degradation, request.seed)
-        for lock in (1.0, 0.0):
-            started = time.perf_counter()
-            result = lock_colors(
-                render, colormap.tile_mask, colormap.labels, colors, fractions, lock, assignment
+        label = f"{recipe['name']} [{names[index % len(names)]}]"
+        rows += lock_rows(label, render, colormap, colors, fractions, assignment, whole_tile=True)
+    return rows
+
+
+def lock_rows(
+    label: str,
+    render: np.ndarray,
+    colormap: ColorMap,
+    colors: list[tuple[int, int, int]],
+    fractions: list[float],
+    assignment: str = "render",
+    whole_tile: bool = False,
+) -> list[Row]:
+    """The lock at 1 and at 0 on one render, each re-measured independently of the lock's report."""
+    rows = []
+    for lock in (1.0, 0.0):
+        started = time.perf_counter()
+        result = lock_colors(render, colormap.tile_mask, colormap.labels, colors, fractions, lock, assignment)
+        seconds = time.perf_counter() - started
+        independent = measure(result.image, colormap.tile_mask, colors, fractions)
+        whole_tile_texture = None
+        if whole_tile and lock > 0:
+            whole_tile_texture = texture_score(render, result.image, np.where(colormap.tile_mask, 0, -1))
+        rows.append(
+            Row(
+                recipe=label,
+                lock=lock,
+                measured=result.after.to_dict(),
+                texture_score=result.texture_score if lock > 0 else None,
+                changed_percent=result.changed_fraction * 100 if lock > 0 else None,
+                seconds=seconds,
+                independent_gap_pp=_gap(result.after, independent),
+                whole_tile_texture=whole_tile_texture,
             )
-            seconds = time.perf_counter() - started
-            independent = measure(result.image, colormap.tile_mask, colors, fractions)
-            rows.append(
-                Row(
-                    recipe=f"{recipe['name']} [{names[index % len(names)]}]",
-                    lock=lock,
-                    measured=result.after.to_dict(),
-                    texture_score=result.texture_score if lock > 0 else None,
-                    changed_percent=result.changed_fraction * 100 if lock > 0 else None,
-                    seconds=seconds,
-                    independent_gap_pp=_gap(result.after, independent),
-                    whole_tile_texture=(
-                        texture_score(render, result.image, np.where(colormap.tile_mask, 0, -1))
-                        if lock > 0
-                        else None
-                    ),
-                )
-            )
+        )
     return rows
 
 
@@ -153,22 +166,7 @@ def run_pipeline(seed: int) -> list[Row]:
         rendered = renderer.render(request, colormap.image(), prompt, negative_prompt)
         pipeline = f"{rendered.pipeline}, {rendered.controlnet or 'no controlnet'}"
         render = np.asarray(rendered.image.convert("RGB"))
-        for lock in (1.0, 0.0):
-            started = time.perf_counter()
-            result = lock_colors(render, colormap.tile_mask, colormap.labels, colors, fractions, lock)
-            seconds = time.perf_counter() - started
-            independent = measure(result.image, colormap.tile_mask, colors, fractions)
-            rows.append(
-                Row(
-                    recipe=f"{recipe['name']} [{pipeline}]",
-                    lock=lock,
-                    measured=result.after.to_dict(),
-                    texture_score=result.texture_score if lock > 0 else None,
-                    changed_percent=result.changed_fraction * 100 if lock > 0 else None,
-                    seconds=seconds,
-                    independent_gap_pp=_gap(result.after, independent),
-                )
-            )
+        rows += lock_rows(f"{recipe['name']} [{pipeline}]", render, colormap, colors, fractions)
     return rows
 
 
