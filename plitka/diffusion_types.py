@@ -16,6 +16,14 @@ DEMO_BANNER = (
 )
 
 
+def denoising_steps(steps: int, strength: float) -> int:
+    """Steps img2img really runs: diffusers' img2img pipelines run int(steps x strength) of them.
+
+    The one copy of the rule: the request contract refuses a request that leaves none, and the
+    render settings report it."""
+    return min(int(steps * strength), steps)
+
+
 class RenderSettingsError(ValueError):
     """A combination of settings the pipelines cannot run (checked before anything loads)."""
 
@@ -39,7 +47,7 @@ class RenderSettings:
     @property
     def denoising_steps(self) -> int:
         """Steps the img2img pipelines actually run (diffusers: int(steps * strength))."""
-        return min(int(self.steps * self.strength), self.steps)
+        return denoising_steps(self.steps, self.strength)
 
     @classmethod
     def for_request(cls, request: Any, controlnet: str | None) -> RenderSettings:

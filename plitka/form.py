@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from plitka.params import Request, parse_request
-from plitka.problems import Problem, RequestError
+from plitka.problems import Problem, RequestError, show
 
 FORM_COLOR_SLOTS = 4
 CONTROLNET_CHOICES = ("auto", "canny", "hed", "lineart", "off")
@@ -23,6 +23,12 @@ FORM_DEFAULTS: dict[str, Any] = {
     "granule_size": "medium",
     "controlnet": "auto",
     "color_lock": 1.0,
+}
+# The overrides each form field sets: their problems are reported under the form field's name.
+FORM_FIELD_OF_OVERRIDE = {
+    "overrides.use_controlnet": "controlnet",
+    "overrides.controlnet": "controlnet",
+    "overrides.color_lock": "color_lock",
 }
 
 
@@ -38,7 +44,7 @@ def request_from_inputs(params_json: str, form: dict[str, Any]) -> Request:
                 [
                     Problem(
                         name,
-                        f"is set to {form[name]!r} together with params_json.",
+                        f"is set to {show(form[name])} together with params_json.",
                         f"send everything in params_json (and leave {name} at its default), "
                         "or leave params_json empty and use the form fields.",
                     )
@@ -118,6 +124,6 @@ def _rename(problem: Problem, slots: list[int]) -> Problem:
     if problem.field == "colors":
         names = ", ".join(f"proportion_{s}" for s in slots)
         return Problem(names or "color_1", problem.message, problem.fix)
-    if problem.field == "overrides.color_lock":
-        return Problem("color_lock", problem.message, problem.fix)
+    if problem.field in FORM_FIELD_OF_OVERRIDE:
+        return Problem(FORM_FIELD_OF_OVERRIDE[problem.field], problem.message, problem.fix)
     return problem

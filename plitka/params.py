@@ -7,17 +7,33 @@ and the fix. Nothing is silently substituted: an unknown key, colour or value is
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from plitka.diffusion_types import DEFAULT_STRENGTH
+from plitka.diffusion_types import DEFAULT_STRENGTH, denoising_steps
 from plitka.params_colors import EXAMPLE_COLOR, ColorRequest, parse_colors
 from plitka.params_overrides import Overrides, parse_overrides
-from plitka.problems import Problem, RequestError, parse_choice, reject_unknown_keys, show, type_name
+from plitka.params_quality import condition_problems, given_fields, quality_problems
+from plitka.problems import (
+    Problem,
+    RequestError,
+    field_name,
+    finite_number,
+    parse_choice,
+    reject_unknown_keys,
+    show,
+    type_name,
+)
 
 MAX_SEED = 2**32 - 1
+# Limits on the text itself, checked before the content (docs/operations.md "Limits"). The largest
+# real request (4 colours, every override, a 1,000-character negative prompt escaped as \uXXXX) is
+# under 7 KB; the contract nests 3 levels (object -> colors list -> colour object).
+MAX_PARAMS_JSON_BYTES = 16_384
+MAX_NESTING = 8
+# Python refuses to convert integers over 4,300 digits (a CPU bound); the contract needs 10.
+MAX_INTEGER_DIGITS = 1000
 QUALITIES = ("draft", "preview", "standard", "high")
 GRANULE_SIZES = ("small", "medium", "large")
 DEFAULT_GUIDANCE_SCALE = 7.0
@@ -119,11 +135,13 @@ def parse_request(raw: str | dict[str, Any]) -> Request:
     granule = parse_choice(data.get("granule_size"), "granule_size", GRANULE_SIZES, "medium", problems)
     overrides = parse_overrides(data.get("overrides"), problems)
 
+    fields = given_fields(data)
+    problems += quality_problems(quality, fields)
     if quality != "draft" and not problems:
         _check_denoising_steps(quality, overrides, problems)
     if problems:
         raise RequestError(problems)
-    return Request(
+    request = Request(
         colors=tuple(colors),
         proportion_unit=unit,
         angle=angle,
@@ -133,6 +151,10 @@ def parse_request(raw: str | dict[str, Any]) -> Request:
         granule_size=granule,
         overrides=overrides,
     )
+    problems += condition_problems(request, fields)
+    if problems:
+        raise RequestError(problems)
+    return request
 
 
 def _load(raw: str | dict[str, Any], problems: list[Problem]) -> dict[str, Any] | None:
@@ -143,15 +165,28 @@ def _load(raw: str | dict[str, Any], problems: list[Problem]) -> dict[str, Any] 
     return data
 
 
+class _NotContractJson(ValueError):
+    """JSON text the contract refuses although Python's decoder would take it."""
+
+
 def _decode(raw: Any, name: str, problems: list[Problem]) -> dict[str, Any] | None:
+    """Size first (before any parsing work), then strict JSON, then nesting depth."""
     if isinstance(raw, str):
         if not raw.strip():
             problems.append(
                 Problem(name, "is empty.", f'send a JSON object such as {{"colors": [{EXAMPLE_COLOR}]}}.')
             )
             return None
+        if not _within_size(len(raw.encode("utf-8", errors="surrogatepass")), name, problems):
+            return None
+        duplicates: list[str] = []
         try:
-            raw = json.loads(raw)
+            raw = json.loads(
+                raw,
+                object_pairs_hook=lambda pairs: _object(pairs, duplicates),
+                parse_constant=_refuse_constant,
+                parse_int=_integer,
+            )
         except json.JSONDecodeError as error:
             problems.append(
                 Problem(
@@ -161,18 +196,109 @@ def _decode(raw: Any, name: str, problems: list[Problem]) -> dict[str, Any] | No
                 )
             )
             return None
+        except _NotContractJson as error:
+            problems.append(Problem(name, f"is not valid JSON: {error}", "send standard JSON (RFC 8259)."))
+            return None
+        except RecursionError:
+            problems.append(_too_deep(name))
+            return None
+        if duplicates:
+            problems.append(
+                Problem(
+                    name,
+                    "repeats "
+                    + ", ".join(f'"{field_name(key)}"' for key in duplicates[:5])
+                    + (f" and {len(duplicates) - 5} more keys" if len(duplicates) > 5 else "")
+                    + " within one object (JSON decoders disagree on which copy wins).",
+                    "send each key once per object.",
+                )
+            )
+            return None
+    elif isinstance(raw, dict):
+        if _nesting_exceeds(raw, MAX_NESTING):
+            problems.append(_too_deep(name))
+            return None
+        try:
+            size = len(json.dumps(raw, ensure_ascii=False).encode("utf-8", errors="surrogatepass"))
+        except (TypeError, ValueError) as error:
+            problems.append(Problem(name, f"is not JSON data ({error}).", "send JSON values only."))
+            return None
+        if not _within_size(size, name, problems):
+            return None
     if not isinstance(raw, dict):
         problems.append(
             Problem(name, f"must be a JSON object, got {type_name(raw)}.", 'send {"colors": [...], ...}.')
         )
         return None
+    if _nesting_exceeds(raw, MAX_NESTING):
+        problems.append(_too_deep(name))
+        return None
     return raw
+
+
+def _within_size(size: int, name: str, problems: list[Problem]) -> bool:
+    if size <= MAX_PARAMS_JSON_BYTES:
+        return True
+    problems.append(
+        Problem(
+            name,
+            f"is {size:,} bytes; the limit is {MAX_PARAMS_JSON_BYTES:,} bytes (UTF-8).",
+            "send only the contract's keys: at most 4 colours and a few overrides fit many times over.",
+        )
+    )
+    return False
+
+
+def _object(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen and key not in duplicates:
+                duplicates.append(key)
+            seen.add(key)
+    return data
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotContractJson(f"{name} is not a JSON number (the JSON standard has no NaN or Infinity).")
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise _NotContractJson(
+            f"a number has {len(text.lstrip('-'))} digits; no value of the contract needs more than "
+            f"{MAX_INTEGER_DIGITS}."
+        )
+    return int(text)
+
+
+def _nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists/objects deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _too_deep(name: str) -> Problem:
+    return Problem(
+        name,
+        f"nests lists/objects more than {MAX_NESTING} levels deep.",
+        'send the flat contract: {"colors": [{"name": ..., "proportion": ...}], "angle": ..., ...}.',
+    )
 
 
 def _parse_angle(value: Any, problems: list[Problem]) -> float:
     if value is None:
         return 0.0
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if finite_number(value) is None:
         problems.append(
             Problem(
                 "angle", f"must be a finite number of degrees, got {show(value)}.", "send e.g. 45 or -30."
@@ -184,15 +310,10 @@ def _parse_angle(value: Any, problems: list[Problem]) -> float:
 
 
 def _parse_seed(value: Any, problems: list[Problem]) -> tuple[int, str]:
-    if value is None or (not isinstance(value, bool) and isinstance(value, int | float) and value == -1):
+    number = finite_number(value)
+    if value is None or number == -1:
         return secrets.randbelow(MAX_SEED + 1), "random"
-    integral = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and value == int(value)
-    )
-    if not integral or not 0 <= value <= MAX_SEED:
+    if number is None or number != int(number) or not 0 <= value <= MAX_SEED:
         problems.append(
             Problem(
                 "seed",
@@ -208,7 +329,7 @@ def _check_denoising_steps(quality: str, overrides: Overrides, problems: list[Pr
     """img2img runs int(steps x strength) steps; a request that leaves none is refused up front."""
     steps = overrides.num_inference_steps or QUALITY_PRESETS[quality].steps
     strength = DEFAULT_STRENGTH if overrides.strength is None else overrides.strength
-    if int(steps * strength) < 1:
+    if denoising_steps(steps, strength) < 1:
         problems.append(
             Problem(
                 "overrides.num_inference_steps",

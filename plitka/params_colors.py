@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from plitka.palette import HEX_PATTERN, find_color, hex_to_rgb, nearest_palette_color, suggest_names
-from plitka.problems import Problem, reject_unknown_keys, show, type_name
+from plitka.problems import Problem, finite_number, reject_unknown_keys, show, type_name
 
 MAX_COLORS = 4
 COLOR_KEYS = ("name", "hex", "proportion", "color", "percentage")
 EXAMPLE_COLOR = '{"name": "black", "proportion": 60}'
+MAX_NAME_CHARS = 40
 FRACTION_TOLERANCE = 0.01
 PERCENT_TOLERANCE = 0.5
 # Tolerances are inclusive; the slack keeps 0.5 + 0.5 + 0.01 (= 1.0100000000000000089) inside.
@@ -162,17 +164,72 @@ def _resolve_color(where: str, key: str, raw: Any, problems: list[Problem]) -> t
             )
         )
         return None, "", ""
+    if len(text) > MAX_NAME_CHARS:
+        problems.append(
+            Problem(
+                where,
+                f"is {len(text):,} characters long; colour names have at most {MAX_NAME_CHARS}.",
+                "use a code, English or Russian name from docs/colors.md.",
+            )
+        )
+        return None, "", ""
     color = find_color(text)
     if color is None:
-        suggestions = suggest_names(text)
+        suggestions = suggest_names(_visible_latin_or_cyrillic(text))
         fix = (
             f"did you mean {', '.join(suggestions)}?"
             if suggestions
             else "use a code, English or Russian name from docs/colors.md."
         )
-        problems.append(Problem(where, f"{show(raw)} is not a colour of the product line.", fix))
+        problems.append(
+            Problem(where, f"{show(raw)} is not a colour of the product line{_odd_characters(text)}.", fix)
+        )
         return None, "", ""
     return color.code, color.name_en, color.hex
+
+
+def _odd_characters(text: str) -> str:
+    """Why a name that looks right is unknown: invisible characters, or Latin and Cyrillic mixed
+    (look-alike letters such as Cyrillic "а" in "blаck"). Names are never repaired silently."""
+    invisible = [(i, ch) for i, ch in enumerate(text) if _invisible(ch)]
+    if invisible:
+        index, char = invisible[0]
+        return (
+            f": it contains {len(invisible)} invisible character{'s' if len(invisible) > 1 else ''}, "
+            f"first U+{ord(char):04X} {unicodedata.name(char, 'unnamed')} at position {index}"
+        )
+    scripts = {_script(ch) for ch in text if ch.isalpha()} - {None}
+    if len(scripts) > 1:
+        index, char = next((i, ch) for i, ch in enumerate(text) if _script(ch) == "CYRILLIC")
+        return (
+            f": it mixes Latin and Cyrillic letters, e.g. U+{ord(char):04X} "
+            f"{unicodedata.name(char, 'unnamed')} at position {index}"
+        )
+    return ""
+
+
+def _invisible(char: str) -> bool:
+    return char != " " and (unicodedata.category(char) in ("Cc", "Cf", "Co", "Cn", "Zl", "Zp", "Zs"))
+
+
+def _script(char: str) -> str | None:
+    name = unicodedata.name(char, "")
+    for script in ("LATIN", "CYRILLIC"):
+        if name.startswith(script):
+            return script
+    return None
+
+
+def _visible_latin_or_cyrillic(text: str) -> str:
+    """`text` without invisible characters and with Cyrillic look-alikes read as Latin when the name
+    is mostly Latin: only to find suggestions for the error message."""
+    visible = "".join(ch for ch in text if not _invisible(ch))
+    latin = sum(_script(ch) == "LATIN" for ch in visible)
+    cyrillic = sum(_script(ch) == "CYRILLIC" for ch in visible)
+    return visible.translate(_CYRILLIC_LOOKALIKES) if latin >= cyrillic else visible
+
+
+_CYRILLIC_LOOKALIKES = str.maketrans("аеорсухкмтвнАЕОРСУХКМТВН", "aeopcyxkmtbhAEOPCYXKMTBH")
 
 
 def _reject_duplicates(entries: list, problems: list[Problem]) -> None:
@@ -215,7 +272,8 @@ def _positive_number(value: Any, where: str, problems: list[Problem]) -> float |
             Problem(where, f"must be a number, got {show(value)}.", "send a number such as 60 or 0.6.")
         )
         return None
-    if not math.isfinite(value) or value <= 0:
+    number = finite_number(value)
+    if number is None or number <= 0:
         problems.append(
             Problem(
                 where,
@@ -224,4 +282,4 @@ def _positive_number(value: Any, where: str, problems: list[Problem]) -> float |
             )
         )
         return None
-    return float(value)
+    return number

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from plitka.problems import Problem, parse_choice, reject_unknown_keys, show, type_name
+from plitka.controlnet_choice import CONTROLNET_KINDS
+from plitka.problems import Problem, finite_number, parse_choice, reject_unknown_keys, show, type_name
 
-CONTROLNET_KINDS = ("canny", "hed", "lineart", "none")
+# "none" switches ControlNet off, like use_controlnet = false.
+CONTROLNET_CHOICES = (*CONTROLNET_KINDS, "none")
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def _check_override(key: str, rule: _Rule, value: Any, problems: list[Problem]) 
         )
         return None
     if rule.kind == "choice":
-        return parse_choice(value, where, CONTROLNET_KINDS, "canny", problems)
+        return parse_choice(value, where, CONTROLNET_CHOICES, "canny", problems)
     if rule.kind == "text":
         if not isinstance(value, str):
             problems.append(Problem(where, f"must be a string, got {type_name(value)}.", "send text."))
@@ -108,10 +109,9 @@ def _check_override(key: str, rule: _Rule, value: Any, problems: list[Problem]) 
             )
             return None
         return value
-    numeric = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    integral = numeric and value == int(value)
+    number = finite_number(value)
     wanted = "an integer" if rule.kind in ("int", "size") else "a number"
-    if not numeric or (rule.kind in ("int", "size") and not integral):
+    if number is None or (rule.kind in ("int", "size") and number != int(number)):
         problems.append(
             Problem(
                 where,
@@ -120,6 +120,7 @@ def _check_override(key: str, rule: _Rule, value: Any, problems: list[Problem]) 
             )
         )
         return None
+    value = number
     if not rule.low <= value <= rule.high:
         problems.append(
             Problem(

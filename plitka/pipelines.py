@@ -29,7 +29,8 @@ from safetensors.torch import load_file
 
 import weights
 from plitka import memory
-from plitka.control import Annotators, choose_controlnet, control_image
+from plitka.control import Annotators, control_image
+from plitka.controlnet_choice import choose_controlnet
 from plitka.diffusion_types import DEFAULT_LORA_SCALE, DEMO_BANNER, RenderResult, RenderSettings
 
 logger = logging.getLogger(__name__)

@@ -1,14 +1,24 @@
 """Request problems: each names the field, what is wrong (with the value) and the fix.
 
-Shared by every validator of the request contract so that all messages read the same way.
+Shared by every validator of the request contract so that all messages read the same way. A
+hostile request can carry thousands of problems and megabyte-long values; the error stays small
+(at most `MAX_LISTED_PROBLEMS` listed, `MAX_ERROR_CHARS` in all) because Cog ships it to the
+caller through its worker transport, whose frames are size-limited (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
+
+MAX_LISTED_PROBLEMS = 20
+MAX_ERROR_CHARS = 4000
+MAX_LINE_CHARS = 400
+MAX_SHOWN_CHARS = 60
+MAX_FIELD_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -24,17 +34,58 @@ class Problem:
 
 
 class RequestError(ValueError):
-    """An invalid request; `problems` lists every problem found, in input order."""
+    """An invalid request; `problems` lists every problem found, in input order.
+
+    The message lists the first problems only (at most `MAX_LISTED_PROBLEMS`, each line at most
+    `MAX_LINE_CHARS`, the whole under `MAX_ERROR_CHARS`) and says how many more there are.
+    """
 
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
         count = len(self.problems)
         lines = [f"Invalid request ({count} problem{'s' if count != 1 else ''}):"]
-        lines += [f"- {problem}" for problem in self.problems]
+        listed = 0
+        for problem in self.problems[:MAX_LISTED_PROBLEMS]:
+            line = _clip(f"- {problem}", MAX_LINE_CHARS)
+            # Room for this line and the "and N more" line that may follow it.
+            if sum(len(x) + 1 for x in lines) + len(line) + 40 > MAX_ERROR_CHARS:
+                break
+            lines.append(line)
+            listed += 1
+        if listed < count:
+            rest = count - listed
+            lines.append(f"- and {rest} more problem{'s' if rest != 1 else ''}.")
         super().__init__("\n".join(lines))
+        self.listed = listed
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": "invalid_request", "problems": [asdict(p) for p in self.problems]}
+        """The listed problems as data (same cap as the message) and the total count."""
+        return {
+            "error": "invalid_request",
+            "problem_count": len(self.problems),
+            "problems": [asdict(p) for p in self.problems[: self.listed]],
+        }
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def field_name(name: Any) -> str:
+    """A caller-chosen key as it appears in a field path, shortened so a giant key cannot bloat errors."""
+    return _clip(str(name), MAX_FIELD_CHARS)
+
+
+def finite_number(value: Any) -> float | None:
+    """`value` as a finite float, or None for anything else: booleans, text, NaN, infinities, and
+    integers too large for a float (JSON allows `1` followed by 400 zeros; `float()` overflows)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def reject_unknown_keys(
@@ -44,7 +95,7 @@ def reject_unknown_keys(
     for key in data:
         if key in allowed:
             continue
-        where = f"{prefix}{key}"
+        where = f"{prefix}{field_name(key)}"
         close = difflib.get_close_matches(str(key).lower(), allowed, n=1, cutoff=0.6)
         if close:
             fix = f'did you mean "{close[0]}"?'
@@ -78,15 +129,60 @@ def type_name(value: Any) -> str:
     )
 
 
-def show(value: Any) -> str:
-    """The caller's value quoted back as JSON, shortened to 60 characters."""
-    text = json.dumps(value, ensure_ascii=False) if jsonable(value) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def show(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
+    """The caller's value quoted back as JSON, shortened to `limit` characters.
+
+    Built piece by piece and stopped at the limit, so a million-item list or a deeply nested value
+    costs no more than a short one (`json.dumps` of the whole value would not).
+    """
+    parts: list[str] = []
+    size = 0
+    stack: list[Any] = [value]
+    while stack and size <= limit:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            piece = item.text
+        elif isinstance(item, dict):
+            piece = "{"
+            entries = list(item.items())[: limit // 4 + 1]
+            stack.append(_Text("}" if len(entries) == len(item) else ", ...}"))
+            for index in range(len(entries) - 1, -1, -1):
+                key, entry = entries[index]
+                stack.append(entry)
+                stack.append(_Text(f"{_scalar(str(key))}: "))
+                if index:
+                    stack.append(_Text(", "))
+        elif isinstance(item, list | tuple):
+            piece = "["
+            entries = list(item[: limit // 3 + 1])
+            stack.append(_Text("]" if len(entries) == len(item) else ", ...]"))
+            for index in range(len(entries) - 1, -1, -1):
+                stack.append(entries[index])
+                if index:
+                    stack.append(_Text(", "))
+        else:
+            piece = _scalar(item)
+        parts.append(piece)
+        size += len(piece)
+    text = "".join(parts)
+    return text if len(text) <= limit and not stack else text[: limit - 3] + "..."
 
 
-def jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return False
-    return True
+@dataclass(frozen=True)
+class _Text:
+    text: str
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value[: MAX_SHOWN_CHARS + 1], ensure_ascii=False)
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        # str() of an integer over 4,300 digits raises in Python 3.11+; its size is what matters.
+        if abs(value) < 10**50:
+            return str(value)
+        return f"<an integer of {math.floor(value.bit_length() * math.log10(2)) + 1} digits>"
+    if isinstance(value, float):
+        return json.dumps(value)
+    return type(value).__name__

@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from plitka.control import (
-    Annotators,
-    canny_image,
-    choose_controlnet,
-    control_image,
-    controlnet_for_angle,
-    import_controlnet_aux,
-)
+from plitka.control import Annotators, canny_image, control_image, import_controlnet_aux
+from plitka.controlnet_choice import choose_controlnet, controlnet_for_angle
 from plitka.params import Overrides
 
 

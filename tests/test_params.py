@@ -200,9 +200,10 @@ def test_absent_or_minus_one_seed_is_random_and_reported(seed):
     ],
 )  # fmt: skip
 def test_override_boundaries_are_accepted(key, value):
-    # One step runs only at strength 1: img2img runs int(steps x strength) steps.
+    # One step runs only at strength 1: img2img runs int(steps x strength) steps. At 45° the angle
+    # table picks a ControlNet, so its conditioning scale applies.
     extra = {"strength": 1} if key == "num_inference_steps" else {}
-    assert getattr(parse_request(req(overrides={key: value, **extra})).overrides, key) == value
+    assert getattr(parse_request(req(angle=45, overrides={key: value, **extra})).overrides, key) == value
 
 
 def test_normalised_request_is_reported_back():
