@@ -14,6 +14,8 @@ MAX_COLORS = 4
 COLOR_KEYS = ("name", "hex", "proportion", "color", "percentage")
 EXAMPLE_COLOR = '{"name": "black", "proportion": 60}'
 MAX_NAME_CHARS = 40
+# A hostile list of thousands of entries: the error lists at most 20 problems (plitka/problems.py).
+MAX_CHECKED_ENTRIES = 20
 FRACTION_TOLERANCE = 0.01
 PERCENT_TOLERANCE = 0.5
 # Tolerances are inclusive; the slack keeps 0.5 + 0.5 + 0.01 (= 1.0100000000000000089) inside.
@@ -58,16 +60,22 @@ def parse_colors(value: Any, problems: list[Problem]) -> tuple[list[ColorRequest
         problems.append(Problem("colors", "is empty.", f"send 1–4 colours, e.g. [{EXAMPLE_COLOR}]."))
         return [], ""
     if len(value) > MAX_COLORS:
+        unchecked = (
+            f" Entries after colors[{MAX_CHECKED_ENTRIES - 1}] were not checked."
+            if len(value) > MAX_CHECKED_ENTRIES
+            else ""
+        )
         problems.append(
             Problem(
                 "colors",
                 f"has {len(value)} colours; at most {MAX_COLORS} are supported "
-                "(the model was trained on up to 4).",
+                f"(the model was trained on up to 4).{unchecked}",
                 "merge or drop colours so that at most 4 remain.",
             )
         )
 
-    entries = [_parse_color_entry(i, entry, problems) for i, entry in enumerate(value)]
+    # Checking a name costs a fuzzy search for suggestions; past the listed problems it buys nothing.
+    entries = [_parse_color_entry(i, entry, problems) for i, entry in enumerate(value[:MAX_CHECKED_ENTRIES])]
     _reject_duplicates(entries, problems)
     proportions = [entry[2] for entry in entries]
     if any(p is None for p in proportions):
