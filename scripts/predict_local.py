@@ -24,9 +24,8 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
-from cog_server import running_cog_server  # noqa: E402  (the same server helper the tests use)
+from cog_server import running_cog_server  # noqa: E402  (scripts/cog_server.py, also used by the tests)
 
 import weights  # noqa: E402
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 
 import numpy as np
 import pytest
 import requests
-from cog_server import running_cog_server
+from cog_server import decode_data_url, running_cog_server
 from PIL import Image
 
 from plitka.colormap import render_colormap
@@ -35,12 +34,6 @@ def predict(server, **inputs) -> requests.Response:
     return server.predict(inputs, timeout=300)
 
 
-def decode(item: str) -> bytes:
-    header, _, payload = item.partition(",")
-    assert header.startswith("data:") and header.endswith(";base64"), header[:40]
-    return base64.b64decode(payload)
-
-
 def test_server_is_ready_after_setup(server):
     assert requests.get(f"{server.url}/health-check", timeout=5).json()["status"] == "READY"
 
@@ -48,7 +41,7 @@ def test_server_is_ready_after_setup(server):
 def test_draft_prediction_returns_images_first_and_the_report_last(server):
     body = predict(server, params_json=json.dumps(RECIPE)).json()
     assert body["status"] == "succeeded", body.get("error")
-    files = [decode(item) for item in body["output"]]
+    files = [decode_data_url(item) for item in body["output"]]
     report = json.loads(files[-1])
     assert report["outputs"] == ["tile.png", "preview.png", "colormap.png", "legend.png", "report.json"]
     tile, preview, colormap = (Image.open(io.BytesIO(data)) for data in files[:3])
@@ -98,7 +91,7 @@ def test_bad_typed_inputs_are_refused_with_422(server, inputs):
 def test_typed_field_with_params_json_is_refused_naming_both(server):
     body = predict(server, params_json=json.dumps(RECIPE), quality="high").json()
     assert body["status"] == "failed"
-    assert "quality: is set to 'high' together with params_json" in body["error"]
+    assert 'quality: is set to "high" together with params_json' in body["error"]
 
 
 def test_web_form_fields_alone_make_a_request(server):
@@ -112,7 +105,7 @@ def test_web_form_fields_alone_make_a_request(server):
         seed=7,
     ).json()
     assert body["status"] == "succeeded", body.get("error")
-    report = json.loads(decode(body["output"][-1]))
+    report = json.loads(decode_data_url(body["output"][-1]))
     assert [c["code"] for c in report["request"]["colors"]] == ["GRSGRN", "WHITE"]
     assert report["measured"]["final"]["max_error_pp"] <= 0.1
 

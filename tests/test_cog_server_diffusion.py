@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import re
 
 import pytest
-from cog_server import running_cog_server
+from cog_server import decode_data_url, running_cog_server
 from PIL import Image
 
 pytestmark = pytest.mark.server
@@ -30,7 +29,7 @@ def predict(server, params: dict) -> dict:
 
 
 def files_of(body: dict) -> dict[str, bytes]:
-    data = [base64.b64decode(item.partition(",")[2]) for item in body["output"]]
+    data = [decode_data_url(item) for item in body["output"]]
     report = json.loads(data[-1])
     return dict(zip(report["outputs"], data, strict=True))
 

@@ -1,4 +1,4 @@
-"""Start the real Cog HTTP server (`python -m cog.server.http`) for tests and scripts.
+"""Start the real Cog HTTP server (`python -m cog.server.http`) for `make predict`, tests and benches.
 
 It runs exactly as in a Cog container, minus Docker: cwd = repo root (it reads
 `.cog/openapi_schema.json` there), the venv's `bin` first on PATH, bound to 127.0.0.1 on a
@@ -7,6 +7,7 @@ free port, stopped by PID (its process group) when done.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -112,3 +113,11 @@ def running_cog_server(
         yield server
     finally:
         server.stop()
+
+
+def decode_data_url(item: str) -> bytes:
+    """One output file as Cog returns it without an upload URL: `data:<mime>;base64,<payload>`."""
+    header, _, payload = item.partition(",")
+    if not header.startswith("data:") or not header.endswith(";base64"):
+        raise ValueError(f"not a base64 data URL: {item[:60]!r}")
+    return base64.b64decode(payload, validate=True)
