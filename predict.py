@@ -19,6 +19,7 @@ from cog import BaseRunner, Input, Path
 
 from plitka.form import request_from_inputs
 from plitka.generate import generate
+from plitka.phases import PhaseLog
 from plitka.pipelines import PipelineManager
 from plitka.progress import print_progress
 
@@ -135,6 +136,7 @@ class Predictor(BaseRunner):
         ),
     ) -> list[Path]:
         """Render the tile; returns tile, preview, colour map, [control], legend, report.json."""
+        phases = PhaseLog(self.renderer.device)
         request = request_from_inputs(
             params_json,
             {
@@ -146,14 +148,12 @@ class Predictor(BaseRunner):
                 "controlnet": controlnet, "color_lock": color_lock,
             },
         )
-        print(
-            f"Plitka Pro: {request.quality} {request.width}x{request.height}, seed {request.seed}", flush=True
-        )
+        phases.done("parse", f"{request.quality} {request.width}x{request.height}, seed {request.seed}")
         # Cog has uploaded the previous prediction's files by now (one prediction at a time): drop
         # them so a long-running server does not fill its disk.
         if self.last_out_dir is not None:
             shutil.rmtree(self.last_out_dir, ignore_errors=True)
         out_dir = self.last_out_dir = SystemPath(tempfile.mkdtemp(prefix="plitka-"))
-        result = generate(request, out_dir, renderer=self.renderer, progress=print_progress)
+        result = generate(request, out_dir, renderer=self.renderer, progress=print_progress, phases=phases)
         return [Path(p) for p in result.files]
     # fmt: on

@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from plitka.colormap import exact_counts
+from plitka.colormap import REFERENCE_SIZE, exact_counts
 from plitka.measure import Measurement, colors_to_lab, lab_planes, measure_planes, nearest_color
 from plitka.palette import LAB_EPSILON, LAB_KAPPA, SRGB_TO_XYZ, WHITE_D65, rgb_to_hex
 
@@ -48,7 +48,6 @@ GRANULE_VARIATION = 0.10
 # Local-mean window and texture-score high-pass, in pixels of a 1024 px frame.
 LOCAL_MEAN_SIZE = 32.0
 TEXTURE_SIGMA = 1.5
-REFERENCE_SIZE = 1024
 
 _RGB_FROM_XYZ = np.linalg.inv(SRGB_TO_XYZ.astype(np.float64)).astype(np.float32)
 

@@ -25,6 +25,7 @@ from PIL import Image
 
 TILE_MARGIN = 0.07
 BACKGROUND_RGB = (255, 255, 255)
+# Granule sizes here and the colour lock's windows are given in pixels of a frame this size.
 REFERENCE_SIZE = 1024
 # Mean chip diameter in pixels of a 1024 px frame (real product: medium chips ~10–25 px).
 GRANULE_DIAMETER = {"small": 11.0, "medium": 17.0, "large": 27.0}

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 import weights
 from plitka.palette import palette
-from plitka.pipelines import TI_TOKENS
+from plitka.prompts import TI_TOKENS
 
 DOMAIN_WORDS = (
     "ohwx",

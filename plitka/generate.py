@@ -8,8 +8,6 @@ Output files, always in this order (the Replicate web UI shows the first one lar
 from __future__ import annotations
 
 import json
-import resource
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from plitka.colormap import ColorMap, render_colormap
 from plitka.legend import render_legend
 from plitka.measure import Measurement, measure
 from plitka.params import Request
+from plitka.phases import PhaseLog
 from plitka.prompts import build_negative_prompt, build_prompt, caption_colors
 from plitka.shading import shade_granules
 
@@ -60,17 +59,19 @@ def generate(
     out_dir: Path,
     renderer: Renderer | None = None,
     progress: Callable[[int, int], None] | None = None,
+    phases: PhaseLog | None = None,
 ) -> GenerationResult:
-    """Render `request` into `out_dir`; raises instead of substituting anything on failure."""
+    """Render `request` into `out_dir`; raises instead of substituting anything on failure.
+
+    `phases` (started by the caller before parsing, so that parsing is timed too) logs one line per
+    phase; without it the timing starts here."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
+    phases = phases or PhaseLog(getattr(renderer, "device", "cpu"))
 
     colormap = colormap_for(request)
-    timings["colormap"] = time.perf_counter() - started
     prompt, negative_prompt = build_prompt(request), build_negative_prompt(request)
+    phases.done("colormap", f"{len(request.colors)} colours, {request.width}x{request.height}")
 
-    render_started = time.perf_counter()
     fractions = [c.fraction for c in request.colors]
     warnings = _warnings(request)
     if request.quality == "draft":
@@ -92,9 +93,10 @@ def generate(
             "render": rendered.info,
         }
         warnings = list(rendered.info.get("render_warnings", [])) + warnings
-    timings["render"] = time.perf_counter() - render_started
+        for name, seconds in rendered.info["render_timings_s"].items():
+            phases.record(f"render.{name}", seconds)
+    phases.done("render", f"{render['pipeline']}, ControlNet {render['controlnet'] or 'none'}")
 
-    lock_started = time.perf_counter()
     measured: dict[str, Any] = {"colormap": _measure(colormap.rgb, colormap, fractions).to_dict()}
     if request.quality == "draft":
         exact = _measure(final, colormap, fractions).to_dict()
@@ -113,10 +115,10 @@ def generate(
         locked = lock.to_dict()
         warnings += lock.warnings
         measured.update(locked, final=locked["after_lock"])
-    timings["color_lock_and_measure"] = time.perf_counter() - lock_started
+    phases.done("color_lock_and_measure")
 
     files = _write_images(out_dir, final, colormap, control_image, request)
-    timings["total"] = time.perf_counter() - started
+    phases.done("encode", f"{len(files)} images")
     report = {
         "plitka_version": __version__,
         "request": request.to_dict(),
@@ -126,8 +128,7 @@ def generate(
         **render,
         "outputs": [p.name for p in files] + [REPORT_NAME],
         "measured": measured,
-        "timings_s": {k: round(v, 4) for k, v in timings.items()},
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **phases.finish(warnings),
         "warnings": warnings,
     }
     report_path = out_dir / REPORT_NAME

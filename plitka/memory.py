@@ -8,13 +8,16 @@ failing, so the same code runs on CPU hosts and in tests.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
-import resource
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -87,48 +90,142 @@ def rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
-@contextmanager
-def track_peak(device: str, interval_s: float = 0.02) -> Iterator[dict[str, Any]]:
-    """Peak memory of the enclosed block, filled into the yielded dict when the block ends.
+CLEAR_REFS = Path("/proc/self/clear_refs")
+STATUS = Path("/proc/self/status")
+PEAK_METHOD = "VmHWM, reset through /proc/self/clear_refs when the block starts (Linux)"
 
-    CUDA: the allocator's own peak counter. CPU: RSS sampled by a daemon thread every `interval_s`
-    (getrusage only knows the whole process lifetime's peak, which says nothing about one request).
+
+@dataclass
+class _Peaks:
+    """The highest peaks seen so far by one open `track_peak` block (bytes; None = not measurable)."""
+
+    rss: int | None = None
+    cuda_allocated: int = 0
+    cuda_reserved: int = 0
+
+    def absorb(self, other: _Peaks) -> None:
+        if other.rss is not None:
+            self.rss = max(self.rss or 0, other.rss)
+        self.cuda_allocated = max(self.cuda_allocated, other.cuda_allocated)
+        self.cuda_reserved = max(self.cuda_reserved, other.cuda_reserved)
+
+
+class PeakWindow:
+    """Peak memory from now on, for one request or one phase of it (`track_peak` is the `with` form).
+
+    CPU: the kernel's own high-water mark of resident memory (VmHWM), reset when the window opens,
+    so the figure is this window's peak, exact: not the process lifetime's (getrusage) nor a sampled
+    guess. CUDA: the allocator's peak counters, reset the same way. Windows nest: before a new window
+    resets the counters, every open window keeps the peak seen so far. Where the reset is not allowed,
+    `rss_peak_mb` is null with the reason, and the RSS delta over the window is still given.
     """
+
+    def __init__(self, device: str):
+        self.cuda = device.startswith("cuda")
+        self.seen = _Peaks()
+        with _open_lock:
+            current = _read_peaks(self.cuda)
+            for window in list(_open_windows):
+                window.seen.absorb(current)
+            self.reset_error = _reset_peaks(self.cuda)
+            _open_windows.add(self)
+        self.rss_start = rss_bytes()
+
+    def read(self) -> dict[str, Any]:
+        """The figures so far; the window stays open."""
+        with _open_lock:
+            self.seen.absorb(_read_peaks(self.cuda))
+        rss_now = rss_bytes()
+        stats: dict[str, Any] = {
+            "rss_start_mb": _mb(self.rss_start),
+            "rss_end_mb": _mb(rss_now),
+            "rss_delta_mb": _mb(rss_now - self.rss_start),
+        }
+        if self.reset_error is None and self.seen.rss is not None:
+            stats["rss_peak_mb"] = _mb(self.seen.rss)
+            stats["rss_peak_growth_mb"] = _mb(self.seen.rss - self.rss_start)
+            stats["peak_method"] = PEAK_METHOD
+        else:
+            stats["rss_peak_mb"] = None
+            stats["peak_method"] = f"unavailable: {self.reset_error or 'no VmHWM in /proc/self/status'}"
+        if self.cuda:
+            stats["cuda_peak_allocated_mb"] = _mb(self.seen.cuda_allocated)
+            stats["cuda_peak_reserved_mb"] = _mb(self.seen.cuda_reserved)
+        return stats
+
+    def close(self) -> dict[str, Any]:
+        """The final figures; enclosing windows keep this window's peak."""
+        stats = self.read()
+        with _open_lock:
+            _open_windows.discard(self)
+            for window in list(_open_windows):
+                window.seen.absorb(self.seen)
+        return stats
+
+
+# Weak: a window whose request failed before closing it disappears with the request's objects.
+_open_windows: weakref.WeakSet[PeakWindow] = weakref.WeakSet()
+_open_lock = threading.Lock()
+
+
+@contextmanager
+def track_peak(device: str) -> Iterator[dict[str, Any]]:
+    """Peak memory of the enclosed block (see `PeakWindow`), filled into the yielded dict at its end."""
+    window = PeakWindow(device)
     stats: dict[str, Any] = {}
-    rss_start = rss_bytes()
-    peak = [rss_start]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(interval_s):
-            peak[0] = max(peak[0], rss_bytes())
-
-    sampler = threading.Thread(target=sample, name="plitka-rss-sampler", daemon=True)
-    sampler.start()
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
     try:
         yield stats
     finally:
-        stop.set()
-        sampler.join()
-        peak[0] = max(peak[0], rss_bytes())
-        stats["rss_start_mb"] = round(rss_start / 2**20, 1)
-        stats["rss_peak_mb"] = round(peak[0] / 2**20, 1)
-        stats["process_max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        if device.startswith("cuda"):
-            stats["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-            stats["cuda_peak_reserved_mb"] = round(torch.cuda.max_memory_reserved() / 2**20, 1)
+        stats.update(window.close())
+
+
+def _read_peaks(cuda: bool) -> _Peaks:
+    peaks = _Peaks(rss=_vm_hwm())
+    if cuda:
+        peaks.cuda_allocated = torch.cuda.max_memory_allocated()
+        peaks.cuda_reserved = torch.cuda.max_memory_reserved()
+    return peaks
+
+
+def _reset_peaks(cuda: bool) -> str | None:
+    """Reset the high-water marks; returns why the RSS one could not be reset, else None."""
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        CLEAR_REFS.write_text("5")  # "5": reset the peak RSS to the current RSS (proc(5), clear_refs)
+    except OSError as error:
+        return f"{CLEAR_REFS}: {error.strerror or error}"
+    return None
+
+
+def _vm_hwm() -> int | None:
+    try:
+        for line in STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _mb(value: int) -> float:
+    return round(value / 2**20, 1)
 
 
 def gpu_telemetry() -> dict[str, Any]:
-    """Per-GPU memory and utilisation through NVML (nvidia-ml-py); {"gpu": "no GPU", ...} without one."""
+    """Per-GPU memory and utilisation through NVML (nvidia-ml-py).
+
+    {"gpu": "no GPU", "reason": ...} when NVML or its driver is absent; {"error": ...} when NVML is
+    there but a query fails (MIG slices and vGPUs answer "Not Supported" to some calls). It is called
+    after the render has finished, so it must never raise: telemetry does not fail a finished image.
+    """
+    sampled_at = time.time()
     try:
         import pynvml
 
         pynvml.nvmlInit()
     except Exception as error:  # NVML raises its own error types, or the library is absent: both mean no GPU
-        return {"gpu": "no GPU", "reason": f"{type(error).__name__}: {error}", "sampled_at": time.time()}
+        return {"gpu": "no GPU", "reason": f"{type(error).__name__}: {error}", "sampled_at": sampled_at}
     try:
         gpus = []
         for index in range(pynvml.nvmlDeviceGetCount()):
@@ -144,6 +241,9 @@ def gpu_telemetry() -> dict[str, Any]:
                     "utilisation_pct": utilisation.gpu,
                 }
             )
-        return {"gpu": gpus or "no GPU", "sampled_at": time.time()}
+        return {"gpu": gpus or "no GPU", "sampled_at": sampled_at}
+    except Exception as error:  # any NVML query failure degrades to a report entry, never a failed render
+        return {"error": f"{type(error).__name__}: {error}", "sampled_at": sampled_at}
     finally:
-        pynvml.nvmlShutdown()
+        with contextlib.suppress(Exception):
+            pynvml.nvmlShutdown()

@@ -32,13 +32,16 @@ from plitka import memory
 from plitka.control import Annotators, control_image
 from plitka.controlnet_choice import choose_controlnet
 from plitka.diffusion_types import DEFAULT_LORA_SCALE, DEMO_BANNER, RenderResult, RenderSettings
+from plitka.log_noise import silence_known_noise
+from plitka.prompts import TI_TOKENS
 
 logger = logging.getLogger(__name__)
+# Before diffusers/transformers load anything: their per-load notices would otherwise fill the logs.
+silence_known_noise()
 
 DEFAULT_WEIGHTS_DIR = Path(weights.__file__).resolve().parent / "weights"
 
 LORA_ADAPTER = "rubber_tile"
-TI_TOKENS = ("<s0>", "<s1>")
 TI_KEYS = (("clip_l", "text_encoder", "tokenizer"), ("clip_g", "text_encoder_2", "tokenizer_2"))
 LORA_DOWN_SUFFIXES = ("lora_A.weight", "lora.down.weight", "lora_down.weight")
 TEXT_ENCODER_PREFIXES = ("text_encoder", "te_", "te1", "te2", "lora_te")

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 from plitka.params import ColorRequest, Request
 
-TI_TOKENS = "<s0><s1>"
+# The Textual Inversion tokens: one embedding row each, in both SDXL text encoders (pipelines.py).
+TI_TOKENS = ("<s0>", "<s1>")
+TI_PHRASE = "".join(TI_TOKENS)
 TRIGGER = "ohwx_rubber_tile"
 DEFAULT_NEGATIVE_PROMPT = "object, text, watermark, blurry, mosaic, checkerboard, seams"
 
@@ -54,7 +56,7 @@ def caption_colors(colors: Sequence[ColorRequest]) -> list[tuple[str, int]]:
 def build_prompt(request: Request) -> str:
     """The positive prompt, e.g. `<s0><s1>, ohwx_rubber_tile <s0><s1>, 60% black, 40% white`."""
     parts = [f"{percent}% {name}" for name, percent in caption_colors(request.colors)]
-    return f"{TI_TOKENS}, {TRIGGER} {TI_TOKENS}, " + ", ".join(parts)
+    return f"{TI_PHRASE}, {TRIGGER} {TI_PHRASE}, " + ", ".join(parts)
 
 
 def build_negative_prompt(request: Request) -> str:

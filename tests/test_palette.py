@@ -1,13 +1,28 @@
 """The palette is the product line's 29 measured colours; lookups and Lab maths build on it."""
 
 import csv
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from plitka.palette import delta_e76, find_color, nearest_palette_color, palette, srgb_to_lab, suggest_names
+from plitka.palette import (
+    PALETTE_CSV,
+    delta_e76,
+    find_color,
+    nearest_palette_color,
+    palette,
+    srgb_to_lab,
+    suggest_names,
+)
 
+# The product line's measured colours, pinned inside the repository: a committed copy of the
+# product data (shared/palette.csv when this was written) and its sha256. The package file must
+# match both; a deliberate palette change updates all three in one commit.
+REFERENCE = Path(__file__).resolve().parent / "data" / "palette_reference.csv"
+REFERENCE_SHA256 = "95189ead0addd0f4c91932a66db6fc8953301c9e95154690dcd7ace9e7ee0414"
+# Beside a checkout of the project workspace only; an extra check, never the only one.
 SHARED_PALETTE = Path(__file__).resolve().parents[2] / "shared" / "palette.csv"
 
 
@@ -19,11 +34,19 @@ def test_the_package_carries_all_29_colours_with_measured_hex():
     assert find_color("white").legacy_hex == "#FFFFFF"
 
 
+def test_the_package_palette_is_the_pinned_product_data():
+    assert hashlib.sha256(REFERENCE.read_bytes()).hexdigest() == REFERENCE_SHA256
+    assert PALETTE_CSV.read_bytes() == REFERENCE.read_bytes()
+    with REFERENCE.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(c.code, c.name_ru, c.name_en, c.hex, c.legacy_hex) for c in palette()] == [
+        (r["code"], r["name_ru"], r["name_en"], r["hex"].upper(), r["legacy_hex"].upper()) for r in rows
+    ]
+
+
 @pytest.mark.skipif(not SHARED_PALETTE.exists(), reason="shared/ is not beside this checkout")
-def test_the_package_copy_matches_the_shared_product_data():
-    with SHARED_PALETTE.open(encoding="utf-8") as handle:
-        shared = [(r["code"], r["hex"].upper()) for r in csv.DictReader(handle)]
-    assert [(c.code, c.hex) for c in palette()] == shared
+def test_the_pinned_palette_is_still_the_shared_product_data():
+    assert hashlib.sha256(SHARED_PALETTE.read_bytes()).hexdigest() == REFERENCE_SHA256
 
 
 def test_every_name_of_every_colour_resolves_to_it():

@@ -1,6 +1,5 @@
 """PipelineManager on demo weights: lazy loading, from_pipe sharing, ControlNet on/off, cancellation."""
 
-import time
 
 import numpy as np
 import pytest
@@ -29,10 +28,9 @@ def _adapter_scale(pipe) -> float:
     return layer.scaling[LORA_ADAPTER] * layer.r[LORA_ADAPTER] / layer.lora_alpha[LORA_ADAPTER]
 
 
-def test_construction_loads_nothing_and_is_fast(demo_weights_dir):
-    started = time.perf_counter()
+def test_construction_loads_nothing(demo_weights_dir):
+    # How fast construction is: bench/setup_time.py (goal <= 1 s), never asserted here.
     fresh = PipelineManager(demo_weights_dir, device="cpu")
-    assert time.perf_counter() - started < 1.0
     assert fresh.loaded == {"base": False, "controlnets": (), "annotators": ()}
 
 

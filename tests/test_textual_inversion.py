@@ -6,7 +6,8 @@ from diffusion_helpers import bare_base
 from safetensors.torch import load_file, save_file
 
 import weights
-from plitka.pipelines import TI_TOKENS, AdapterError, PipelineManager, load_textual_inversion
+from plitka.pipelines import AdapterError, PipelineManager, load_textual_inversion
+from plitka.prompts import TI_TOKENS
 
 PROMPT = "<s0><s1>, ohwx_rubber_tile <s0><s1>, 60% black, 40% red"
 HIDDEN_1 = 32
