@@ -46,7 +46,7 @@ class RequestError(ValueError):
         lines = [f"Invalid request ({count} problem{'s' if count != 1 else ''}):"]
         listed = 0
         for problem in self.problems[:MAX_LISTED_PROBLEMS]:
-            line = _clip(f"- {problem}", MAX_LINE_CHARS)
+            line = _clip(utf8_safe(f"- {problem}"), MAX_LINE_CHARS)
             # Room for this line and the "and N more" line that may follow it.
             if sum(len(x) + 1 for x in lines) + len(line) + 40 > MAX_ERROR_CHARS:
                 break
@@ -63,8 +63,17 @@ class RequestError(ValueError):
         return {
             "error": "invalid_request",
             "problem_count": len(self.problems),
-            "problems": [asdict(p) for p in self.problems[: self.listed]],
+            "problems": [
+                {key: utf8_safe(value) for key, value in asdict(p).items()}
+                for p in self.problems[: self.listed]
+            ],
         }
+
+
+def utf8_safe(text: str) -> str:
+    """`text` with lone surrogates (JSON allows "\\ud800") written as escapes. They cannot be encoded
+    as UTF-8: Cog sends them as U+FFFD, which would hide from the caller what was wrong."""
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 def _clip(text: str, limit: int) -> str:

@@ -40,6 +40,10 @@ HOSTILE = {
         '{"colors": [{"name": "bl\\u200back", "proportion": 100}]}',
         "U+200B ZERO WIDTH SPACE",
     ),
+    "lone surrogates": (
+        '{"colors": [{"name": "\\ud800", "proportion": 100}], "\\udfff": 1}',
+        "\\udfff: is not a known key",
+    ),
     "300 unknown colours": (
         json.dumps({"colors": [{"name": f"nope{i}", "proportion": 1} for i in range(300)]}),
         "more problems.",

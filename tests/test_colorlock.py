@@ -97,7 +97,9 @@ def test_deterministic_for_the_same_inputs():
 
 def test_texture_survives_a_pure_colour_drift():
     # Same layout, only the shade drifted: the lock must bring the colour back and keep the relief.
-    colormap, colors, render = _case(("RED", "BLACK", "SAND"), [0.4, 0.4, 0.2], Degradation(hue_shift=20, wash=0.2))
+    colormap, colors, render = _case(
+        ("RED", "BLACK", "SAND"), [0.4, 0.4, 0.2], Degradation(hue_shift=20, wash=0.2)
+    )
     result = lock_colors(render, colormap.tile_mask, colormap.labels, colors, [0.4, 0.4, 0.2])
     assert result.texture_score > 0.85
     assert result.changed_fraction < 0.05
@@ -147,7 +149,12 @@ def test_report_section_has_before_and_after():
     colormap, colors, render = _case(codes, fractions, degradation)
     report = lock_colors(render, colormap.tile_mask, colormap.labels, colors, fractions).to_dict()
     assert set(report) == {
-        "color_lock", "assignment", "before_lock", "after_lock", "texture_score", "changed_colour_percent"
+        "color_lock",
+        "assignment",
+        "before_lock",
+        "after_lock",
+        "texture_score",
+        "changed_colour_percent",
     }
     assert [c["target_percent"] for c in report["after_lock"]["colors"]] == [5.0, 95.0]
     assert report["after_lock"]["max_error_pp"] <= round(one_pixel_pp(colormap.tile_mask), 2)
@@ -162,7 +169,9 @@ def test_render_assignment_keeps_more_of_the_render_than_the_map():
     assert kept.changed_fraction < mapped.changed_fraction
     # Scored over the whole tile, colour edges included: the map's edges are not where the model drew them.
     whole_tile = np.where(colormap.tile_mask, 0, -1)
-    assert texture_score(render, kept.image, whole_tile) > texture_score(render, mapped.image, whole_tile) + 0.2
+    assert (
+        texture_score(render, kept.image, whole_tile) > texture_score(render, mapped.image, whole_tile) + 0.2
+    )
     # The fewest possible pixels change colour: exactly the render's share error.
     assert kept.changed_fraction == pytest.approx(kept.before.errors_pp.sum() / 200, abs=1e-9)
 
@@ -178,11 +187,15 @@ def test_assignment_moves_planned_pieces_first_and_reports_unplanned_pixels():
     rendered = np.ones((10, 10), dtype=np.int64)
     colors_lab = colors_to_lab(colors)
 
-    assigned, unplanned = assign_colors(rendered, rendered, labels, mask, exact_counts([0.3, 0.7], 100), planes, colors_lab)
+    assigned, unplanned = assign_colors(
+        rendered, rendered, labels, mask, exact_counts([0.3, 0.7], 100), planes, colors_lab
+    )
     assert unplanned == 0
     assert np.array_equal(assigned, labels)
 
-    assigned, unplanned = assign_colors(rendered, rendered, labels, mask, exact_counts([0.4, 0.6], 100), planes, colors_lab)
+    assigned, unplanned = assign_colors(
+        rendered, rendered, labels, mask, exact_counts([0.4, 0.6], 100), planes, colors_lab
+    )
     assert unplanned == 10 and (assigned == 0).sum() == 40 and (assigned[:, :3] == 0).all()
 
 

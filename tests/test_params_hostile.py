@@ -120,3 +120,10 @@ def test_form_field_conflict_quotes_a_giant_value_shortly():
     with pytest.raises(RequestError) as caught:
         request_from_inputs('{"colors": [{"name": "black", "proportion": 100}]}', form)
     assert len(str(caught.value)) < 300
+
+
+def test_lone_surrogates_are_escaped_so_the_error_can_be_sent():
+    error = refused('{"colors": [{"name": "\\ud800x", "proportion": 100}], "\\udfff": 1}')
+    assert str(error).encode("utf-8")
+    assert [p["field"] for p in error.to_dict()["problems"]] == ["\\udfff", "colors[0].name"]
+    assert '"\\ud800x" is not a colour' in str(error)

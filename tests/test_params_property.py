@@ -27,7 +27,8 @@ def check_outcome(parse) -> None:
     except RequestError as error:
         assert error.problems, "a RequestError always lists its problems"
         assert len(str(error)) < MAX_ERROR_CHARS
-        json.dumps(error.to_dict())
+        str(error).encode("utf-8")  # Cog must be able to send it: no lone surrogates
+        json.dumps(error.to_dict(), ensure_ascii=False).encode("utf-8")
         return
     assert isinstance(request, Request)
     assert 1 <= len(request.colors) <= 4

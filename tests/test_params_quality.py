@@ -38,7 +38,9 @@ def test_draft_refuses_each_diffusion_override(key, value):
     problems = problems_of({"colors": BW, "quality": "draft", "overrides": {key: value}})
     assert list(problems) == [f"overrides.{key}"]
     assert problems[f"overrides.{key}"].startswith('does not apply to quality "draft": ')
-    assert problems[f"overrides.{key}"].endswith("Fix: leave it out, or choose quality preview, standard or high.")
+    assert problems[f"overrides.{key}"].endswith(
+        "Fix: leave it out, or choose quality preview, standard or high."
+    )
 
 
 def test_draft_refuses_use_controlnet_false_too():
@@ -80,7 +82,9 @@ def test_conditioning_scale_without_a_controlnet_is_refused(angle, overrides, re
     assert reason in problems["overrides.controlnet_conditioning_scale"]
 
 
-@pytest.mark.parametrize(("angle", "overrides"), [(0, {"use_controlnet": True}), (0, {"controlnet": "hed"}), (10, {})])
+@pytest.mark.parametrize(
+    ("angle", "overrides"), [(0, {"use_controlnet": True}), (0, {"controlnet": "hed"}), (10, {})]
+)
 def test_conditioning_scale_with_a_controlnet_is_accepted(angle, overrides):
     raw = {"colors": BW, "angle": angle, "overrides": {**overrides, "controlnet_conditioning_scale": 0.8}}
     assert parse_request(raw).overrides.controlnet_conditioning_scale == 0.8
@@ -90,7 +94,9 @@ def test_every_override_with_no_effect_on_draft_is_in_the_table():
     assert {key.removeprefix("overrides.") for key in APPLICABILITY} == set(DIFFUSION_OVERRIDES)
 
 
-@pytest.mark.parametrize(("field", "value"), [("controlnet", "hed"), ("controlnet", "off"), ("color_lock", 0.5)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("controlnet", "hed"), ("controlnet", "off"), ("color_lock", 0.5)]
+)
 def test_web_form_refuses_diffusion_fields_with_draft_under_their_own_names(field, value):
     form = {**FORM_DEFAULTS, "color_1": "black", "proportion_1": 100, "quality": "draft", field: value}
     with pytest.raises(RequestError) as caught:

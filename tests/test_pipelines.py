@@ -1,6 +1,5 @@
 """PipelineManager on demo weights: lazy loading, from_pipe sharing, ControlNet on/off, cancellation."""
 
-
 import numpy as np
 import pytest
 import torch

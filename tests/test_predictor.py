@@ -23,4 +23,10 @@ def test_previous_outputs_are_removed_when_the_next_prediction_starts(demo_weigh
     second = predictor.run(params_json=DRAFT, **form_defaults())
     assert not first[0].parent.exists()
     assert all(path.exists() for path in second)
-    assert [p.name for p in second] == ["tile.png", "preview.png", "colormap.png", "legend.png", "report.json"]
+    assert [p.name for p in second] == [
+        "tile.png",
+        "preview.png",
+        "colormap.png",
+        "legend.png",
+        "report.json",
+    ]
