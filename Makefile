@@ -53,6 +53,7 @@ bench: $(VENV)/.dev-stamp
 	@test -n "$$PLITKA_WEIGHTS_DIR" || $(PY) weights.py verify demo-weights >/dev/null 2>&1 || \
 	  (rm -rf demo-weights && $(PY) weights.py demo demo-weights)
 	export PLITKA_WEIGHTS_DIR="$${PLITKA_WEIGHTS_DIR:-$(CURDIR)/demo-weights}"; \
+	$(PY) bench/params_fuzz.py && \
 	$(PY) bench/colormap.py && \
 	$(PY) bench/setup_time.py && \
 	$(PY) bench/controlnet_memory.py && \
