@@ -49,7 +49,9 @@ def progress_lines(logs: str) -> list[tuple[int, int, int]]:
     ]
 
 
-def test_a_client_finds_every_output_by_name_while_the_tile_uploads_last(server, uploads):
+def test_a_client_finds_every_output_by_name_with_an_upload_server_that_answers_the_tile_last(
+    server, uploads
+):
     body = server.predict({"params_json": json.dumps(DRAFT)}).json()
     assert body["status"] == "succeeded", body.get("error")
 
