@@ -13,7 +13,6 @@ demo weights built once in `demo-weights/`.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from cog_server import running_cog_server  # noqa: E402  (scripts/cog_server.py, also used by the tests)
+from cog_server import decode_data_url, running_cog_server  # noqa: E402  (scripts/cog_server.py, also used by the tests)
 
 import weights  # noqa: E402
 
@@ -74,14 +73,6 @@ def prepare_weights() -> Path:
     return DEMO_DIR
 
 
-def decode_output(item: str) -> bytes:
-    """Cog returns files as data URLs when it has no upload URL."""
-    header, _, payload = item.partition(",")
-    if not header.startswith("data:") or not header.endswith(";base64"):
-        raise ValueError(f"unexpected output item {item[:60]!r}")
-    return base64.b64decode(payload)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, required=True, help="params_json file")
@@ -112,12 +103,13 @@ def main() -> int:
             f"Prediction failed (HTTP {response.status_code}): {body.get('error') or body}", file=sys.stderr
         )
         return 1
-    files = [decode_output(item) for item in body["output"]]
-    report = json.loads(files[-1])
-    # Data URLs carry no file names; the report (always last) lists them in output order.
-    for name, data in zip(report["outputs"], files, strict=True):
-        (args.out / name).write_bytes(data)
-        print(f"wrote {args.out / name}")
+    # Outputs are named; data URLs carry no file names, so the report names each output's file.
+    files = {name: decode_data_url(item) for name, item in body["output"].items() if item is not None}
+    report = json.loads(files["report"])
+    for name, data in files.items():
+        path = args.out / report["outputs"][name]
+        path.write_bytes(data)
+        print(f"wrote {path}")
     final = report["measured"]["final"]
     shares = ", ".join(
         f"{c['hex']} {c['measured_percent']}% (target {c['target_percent']}%)" for c in final["colors"]
