@@ -78,4 +78,4 @@ def test_server_is_ready_and_renders_after_the_hostile_corpus(server):
     assert requests.get(f"{server.url}/health-check", timeout=5).json()["status"] == "READY"
     body = server.predict({"params_json": json.dumps(DRAFT)}, timeout=300).json()
     assert body["status"] == "succeeded", body.get("error")
-    assert json.loads(decode_data_url(body["output"][-1]))["pipeline"] == "draft"
+    assert json.loads(decode_data_url(body["output"]["report"]))["pipeline"] == "draft"

@@ -17,13 +17,13 @@ from plitka.progress import print_progress
 _real_generate = predict.generate
 
 
-def _slow_generate(request, out_dir, renderer=None, progress=None):
+def _slow_generate(request, out_dir, renderer=None, progress=None, phases=None):
     steps = int(os.environ.get("PLITKA_TEST_STEPS", "10"))
     delay = float(os.environ.get("PLITKA_TEST_STEP_SECONDS", "0.2"))
     for step in range(1, steps + 1):
         time.sleep(delay)
         print_progress(step, steps)
-    return _real_generate(request, out_dir, renderer=renderer, progress=progress)
+    return _real_generate(request, out_dir, renderer=renderer, progress=progress, phases=phases)
 
 
 predict.generate = _slow_generate
