@@ -13,7 +13,8 @@ weights share, so the same loading code runs on both:
 
 Nothing is fetched at run time: `check_installed` only reads the marker and file headers, and a
 missing, broken or unlisted file fails with its name and the command that fixes it. Downloading
-(hub files through huggingface_hub) lives in `plitka/weights_fetch.py`.
+lives in `plitka/weights_download.py` (what to fetch) and `plitka/weights_fetch.py` (hub files
+through huggingface_hub, other URLs, the fp16 conversion).
 
 CLI: `python weights.py list | download [DIR] | verify [DIR] [--full] | demo DIR`.
 """
