@@ -27,6 +27,7 @@ import os
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -368,6 +369,16 @@ def file_facts(weights_dir: Path, locals_: list[str]) -> dict[str, dict[str, Any
     }
 
 
+def download(
+    weights_dir: Path, env: dict[str, str] | None = None, report: Callable[[str], None] = print
+) -> Path:
+    """Download every manifest file into `weights_dir` (`plitka/weights_download.py`; imported here on
+    demand, so verifying weights at run time never loads the hub client)."""
+    from plitka.weights_download import download as download_all
+
+    return download_all(weights_dir, env=env, report=report)
+
+
 # --- CLI --------------------------------------------------------------------------------------------
 
 
@@ -400,8 +411,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if args.command == "download":
-            from plitka.weights_download import download
-
             download(_default_dir(args.dir))
         elif args.command == "verify":
             installed = check_installed(_default_dir(args.dir), full=args.full)
@@ -419,4 +428,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the CLI in the importable module `weights`, not in `__main__`: the modules it calls (demo
+    # weights, download) import `weights`, and their WeightsError must be the class main() catches.
+    import weights
+
+    sys.exit(weights.main())

@@ -14,6 +14,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -22,7 +24,8 @@ from safetensors import safe_open
 from safetensors.torch import save, save_file
 
 import weights
-from plitka.weights_download import _unchanged, download
+from plitka.weights_download import _unchanged
+from weights import download
 
 QUIET = {"report": lambda line: None}
 LFS_POINTER = (
@@ -250,3 +253,13 @@ def test_download_refuses_an_lfs_pointer_source(hub, tmp_path):
 def test_download_needs_lora_and_ti_sources(tmp_path):
     with pytest.raises(weights.WeightsError, match="PLITKA_LORA_URL, PLITKA_TI_URL not set"):
         download(tmp_path / "w", env={}, **QUIET)
+
+
+def test_the_cli_reports_a_refused_folder_as_an_error_line(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    env = {**os.environ, "PLITKA_LORA_URL": str(tmp_path / "notes.txt"), "PLITKA_TI_URL": "/x"}
+    done = subprocess.run(
+        [sys.executable, weights.__file__, "download", str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ") and "not empty" in done.stderr and "Traceback" not in done.stderr
