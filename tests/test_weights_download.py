@@ -263,3 +263,23 @@ def test_the_cli_reports_a_refused_folder_as_an_error_line(tmp_path):
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and "not empty" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_converted_controlnet_loads_in_diffusers(demo_weights_dir, tmp_path):
+    from diffusers import ControlNetModel
+
+    from plitka.weights_fetch import convert_to_fp16
+
+    source = demo_weights_dir / "controlnet-softedge"
+    converted = tmp_path / "controlnet-softedge"
+    converted.mkdir()
+    shutil.copyfile(source / "config.json", converted / "config.json")
+    convert_to_fp16(
+        source / weights.DIFFUSERS_WEIGHTS, converted / weights.DIFFUSERS_WEIGHTS, {"plitka_source": "test"}
+    )
+    original = ControlNetModel.from_pretrained(source, local_files_only=True)
+    loaded = ControlNetModel.from_pretrained(converted, dtype=torch.float32, local_files_only=True)
+    for (name, expected), (_, actual) in zip(
+        original.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
+        assert torch.equal(actual, expected.half().float()), name
