@@ -78,6 +78,16 @@ def _unchanged(entry: WeightFile, recorded: dict[str, Any] | None, target: Path)
     )
 
 
+def _recorded_commits(entries: list[WeightFile], state: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The commit each repo@revision was resolved to by the run that fetched files already done, so
+    that an interrupted download continues from the same snapshot even if `main` moved since."""
+    return {
+        f"{entry.source}@{entry.revision}": state[entry.local]["commit"]
+        for entry in entries
+        if entry.hub and entry.local in state and state[entry.local].get("source") == entry.source_key
+    }
+
+
 def _fetch_hub(entry: WeightFile, target: Path, staging: Path, commits: dict[str, str]) -> dict[str, Any]:
     """One hub file at the commit its repo resolved to in this run; stored as-is or converted."""
     revision_key = f"{entry.source}@{entry.revision}"
@@ -168,8 +178,12 @@ def download(
     state_path = weights_dir / DOWNLOAD_STATE
     state_path.write_text(json.dumps(state, indent=1), encoding="utf-8")
     (weights_dir / MARKER).unlink(missing_ok=True)
+    for local in sorted(set(state) - {entry.local for entry in entries}):
+        report(f"removing {local}: no longer in the manifest")
+        (weights_dir / local).unlink(missing_ok=True)
+        del state[local]
     staging = weights_dir / STAGING
-    commits: dict[str, str] = {}
+    commits = _recorded_commits(entries, state)
     with hub_online():
         for entry in entries:
             target = weights_dir / entry.local

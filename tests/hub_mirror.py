@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-COMMIT = "3f1c0a9b7e5d4c2a1908f7e6d5c4b3a291807f6e"
+COMMIT = "3f1c0a9b7e5d4c2a1908f7e6d5c4b3a291807f6e"  # what `main` resolves to
+OLD_COMMITS: set[str] = set()  # earlier commits, still served when asked for by id
 LFS_SUFFIXES = (".safetensors", ".pth", ".bin")
 
 
@@ -148,16 +149,17 @@ class HubMirror:
         if files is None:
             self._reply("hub", handler, method, 404, {"X-Error-Code": "RepoNotFound"})
             return
-        if revision not in ("main", COMMIT):
+        if revision not in ("main", COMMIT, *OLD_COMMITS):
             self._reply("hub", handler, method, 404, {"X-Error-Code": "RevisionNotFound"})
             return
+        commit = COMMIT if revision == "main" else revision
         if filename not in files:
             self._reply(
-                "hub", handler, method, 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": COMMIT}
+                "hub", handler, method, 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit}
             )
             return
         data = files[filename]
-        headers = {"X-Repo-Commit": COMMIT}
+        headers = {"X-Repo-Commit": commit}
         if filename.endswith(LFS_SUFFIXES):
             headers["Location"] = self.cdn_url + self.blob_path(data)
             headers["X-Linked-Size"] = str(len(data))

@@ -211,6 +211,37 @@ def test_an_interrupted_download_continues_where_it_stopped(hub, tmp_path):
     weights.check_installed(target, full=True)
 
 
+def test_an_interrupted_download_continues_at_the_commit_it_started_from(hub, tmp_path, monkeypatch):
+    import hub_mirror
+
+    target = tmp_path / "weights"
+    hub.repos[weights.BASE_REPO].pop("unet/config.json")
+    with pytest.raises(weights.WeightsError, match=r"unet/config\.json"):
+        download(target, env=hub.env, **QUIET)
+    hub.repos[weights.BASE_REPO]["unet/config.json"] = b'{"unet": 1}'
+    monkeypatch.setattr(hub_mirror, "COMMIT", "9" * 40)  # main moved on; the old commit is still served
+    monkeypatch.setattr(hub_mirror, "OLD_COMMITS", {COMMIT})
+    hub.requests.clear()
+    download(target, env=hub.env, **QUIET)
+    base = [r for r in hub.requests if r.server == "hub" and weights.BASE_REPO in r.path]
+    assert base and all(f"/resolve/{COMMIT}/" in r.path for r in base)
+    assert weights.check_installed(target).ids["base"] == f"{weights.BASE_REPO}@{COMMIT}"
+
+
+def test_a_file_dropped_from_the_manifest_is_removed_on_the_next_download(hub, tmp_path):
+    target = tmp_path / "weights"
+    download(target, env=hub.env, **QUIET)
+    marker = weights.read_marker(target)
+    (target / "annotators/ControlNetHED.pth").write_bytes(b"old annotator")
+    files = {**marker["files"], **weights.file_facts(target, ["annotators/ControlNetHED.pth"])}
+    weights.write_marker(target, "download", marker["ids"], files)
+    lines = []
+    download(target, env=hub.env, report=lines.append)
+    assert "removing annotators/ControlNetHED.pth: no longer in the manifest" in lines
+    assert not (target / "annotators/ControlNetHED.pth").exists()
+    weights.check_installed(target)
+
+
 def test_skip_rule_compares_the_exact_source_and_the_pin(hub, tmp_path):
     target = tmp_path / "weights"
     download(target, env=hub.env, **QUIET)
