@@ -315,7 +315,7 @@ def check_installed(weights_dir: Path, full: bool = False) -> InstalledWeights:
     """Verify a weights dir: marker present, every manifest location listed and structurally sound.
 
     `full=True` also re-hashes every file against the sha256 recorded at download (minutes for the
-    real 12 GB set; the CLI's `verify --full`). The cheap check runs in `PipelineManager.__init__`.
+    real 14.5 GB set; the CLI's `verify --full`). The cheap check runs in `PipelineManager.__init__`.
     """
     weights_dir = Path(weights_dir)
     if not weights_dir.is_dir():
