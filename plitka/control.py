@@ -1,6 +1,8 @@
 """The control (edge) images a ControlNet is conditioned on, and the annotators that draw them.
 
 Which ControlNet runs for a request is decided in plitka/controlnet_choice.py.
+Each ControlNet gets the edge maps it was trained on: OpenCV Canny, the Lineart annotator, and
+for the soft-edge ControlNet (trained on DexiNed edges) TEED, DexiNed's successor by the same authors.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
+import weights
+
+ANNOTATOR_MODULES = {"softedge": "teed", "lineart": "lineart"}  # controlnet_aux submodule per kind
 CANNY_THRESHOLDS = (100, 200)
 DETECT_RESOLUTION = 512
 
@@ -48,7 +53,8 @@ def canny_image(image: Image.Image) -> Image.Image:
 
 
 class Annotators:
-    """HED and Lineart detectors from `annotators/` in the weights dir, each loaded on first use."""
+    """TEED (soft edge) and Lineart detectors from `annotators/` in the weights dir, each loaded on
+    first use."""
 
     def __init__(self, directory: Path, device: str):
         self.directory = Path(directory)
@@ -59,8 +65,10 @@ class Annotators:
     def detector(self, kind: str) -> Any:
         with self._lock:
             if kind not in self._detectors:
-                if kind == "hed":
-                    loaded = import_controlnet_aux("hed").HEDdetector.from_pretrained(self.directory)
+                if kind == "softedge":
+                    loaded = import_controlnet_aux("teed").TEEDdetector.from_pretrained(
+                        self.directory, filename=weights.TEED_FILE
+                    )
                 elif kind == "lineart":
                     loaded = import_controlnet_aux("lineart").LineartDetector.from_pretrained(self.directory)
                 else:
@@ -78,8 +86,9 @@ def control_image(
 ) -> Image.Image:
     """The control image for `kind`, exactly `width` x `height` (the output size).
 
-    HED and Lineart run at most at DETECT_RESOLUTION on the short side (their training resolution,
-    and seconds instead of tens of seconds on CPU at 1024²), then are resized to the output size.
+    TEED and Lineart run at most at DETECT_RESOLUTION on the short side (the resolution their
+    ControlNets were trained at, and seconds instead of tens of seconds on CPU at 1024²), then are
+    resized to the output size.
     """
     source = image.convert("RGB")
     if source.size != (width, height):
@@ -87,8 +96,12 @@ def control_image(
     if kind == "canny":
         return canny_image(source)
     detect = min(DETECT_RESOLUTION, width, height)
-    edges = annotators.detector(kind)(
-        np.asarray(source), detect_resolution=detect, image_resolution=detect, output_type="np"
-    )
+    detector = annotators.detector(kind)
+    if kind == "softedge":
+        edges = detector(np.asarray(source), detect_resolution=detect, output_type="np")
+    else:
+        edges = detector(
+            np.asarray(source), detect_resolution=detect, image_resolution=detect, output_type="np"
+        )
     edges = cv2.resize(edges, (width, height), interpolation=cv2.INTER_LINEAR)
     return Image.fromarray(edges)

@@ -8,7 +8,7 @@ The table is over the angle residue r = angle mod 90 (DESIGN §4, docs/controlne
     r == 0                      -> no ControlNet (colour img2img: an axis-aligned square needs no help)
     0 < r <= 15  or  r >= 75    -> canny    (near-axis squares: crisp straight edges)
     15 < r <= 30 or  60 <= r < 75 -> lineart
-    30 < r < 60                 -> hed      (diagonal squares: soft edges tolerate the aliasing)
+    30 < r < 60                 -> softedge (diagonal squares: soft edges tolerate the aliasing)
 
 `overrides.use_controlnet` / `overrides.controlnet` always win, including switching ControlNet off.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-CONTROLNET_KINDS = ("canny", "hed", "lineart")
+CONTROLNET_KINDS = ("canny", "softedge", "lineart")
 
 
 def controlnet_for_angle(angle: float) -> str | None:
@@ -29,7 +29,7 @@ def controlnet_for_angle(angle: float) -> str | None:
         return "canny"
     if residue <= 30 or residue >= 60:
         return "lineart"
-    return "hed"
+    return "softedge"
 
 
 def choose_controlnet(angle: float, overrides: Any) -> str | None:

@@ -10,6 +10,8 @@ from plitka.problems import Problem, finite_number, parse_choice, reject_unknown
 
 # "none" switches ControlNet off, like use_controlnet = false.
 CONTROLNET_CHOICES = (*CONTROLNET_KINDS, "none")
+# Earlier name of the soft-edge ControlNet, still accepted (docs/params_json.md, docs/controlnet.md).
+CONTROLNET_ALIASES = {"hed": "softedge"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ def _check_override(key: str, rule: _Rule, value: Any, problems: list[Problem]) 
         )
         return None
     if rule.kind == "choice":
+        if isinstance(value, str) and value.strip().lower() in CONTROLNET_ALIASES:
+            return CONTROLNET_ALIASES[value.strip().lower()]
         return parse_choice(value, where, CONTROLNET_CHOICES, "canny", problems)
     if rule.kind == "text":
         if not isinstance(value, str):

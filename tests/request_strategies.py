@@ -60,7 +60,7 @@ override_values = st.fixed_dictionaries(
         key: json_values
         | st.floats(min_value=-10, max_value=2000)
         | st.integers(min_value=-10, max_value=2000)
-        | st.sampled_from(["canny", "hed", "lineart", "none", "auto"])
+        | st.sampled_from(["canny", "softedge", "hed", "lineart", "none", "auto"])
         for key in OVERRIDE_RULES
     },
 )
@@ -150,7 +150,7 @@ form_inputs = st.fixed_dictionaries(
         "quality": st.sampled_from(["draft", "preview", "standard", "high"]),
         "seed": st.integers(min_value=-1, max_value=2**32 - 1),
         "granule_size": st.sampled_from(["small", "medium", "large"]),
-        "controlnet": st.sampled_from(["auto", "canny", "hed", "lineart", "off"]),
+        "controlnet": st.sampled_from(["auto", "canny", "softedge", "hed", "lineart", "off"]),
         "color_lock": st.sampled_from([1.0, 0.0, 0.5]),
     }
 )

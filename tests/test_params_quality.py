@@ -16,7 +16,7 @@ from plitka.problems import RequestError
 BW = [{"name": "black", "proportion": 60}, {"name": "white", "proportion": 40}]
 DIFFUSION_OVERRIDES = {
     "use_controlnet": True,
-    "controlnet": "hed",
+    "controlnet": "softedge",
     "controlnet_conditioning_scale": 0.5,
     "guidance_scale": 7,
     "num_inference_steps": 20,
@@ -83,7 +83,7 @@ def test_conditioning_scale_without_a_controlnet_is_refused(angle, overrides, re
 
 
 @pytest.mark.parametrize(
-    ("angle", "overrides"), [(0, {"use_controlnet": True}), (0, {"controlnet": "hed"}), (10, {})]
+    ("angle", "overrides"), [(0, {"use_controlnet": True}), (0, {"controlnet": "softedge"}), (10, {})]
 )
 def test_conditioning_scale_with_a_controlnet_is_accepted(angle, overrides):
     raw = {"colors": BW, "angle": angle, "overrides": {**overrides, "controlnet_conditioning_scale": 0.8}}
@@ -95,7 +95,7 @@ def test_every_override_with_no_effect_on_draft_is_in_the_table():
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("controlnet", "hed"), ("controlnet", "off"), ("color_lock", 0.5)]
+    ("field", "value"), [("controlnet", "softedge"), ("controlnet", "off"), ("color_lock", 0.5)]
 )
 def test_web_form_refuses_diffusion_fields_with_draft_under_their_own_names(field, value):
     form = {**FORM_DEFAULTS, "color_1": "black", "proportion_1": 100, "quality": "draft", field: value}
