@@ -23,16 +23,9 @@ pytestmark = pytest.mark.server
 
 
 @contextlib.contextmanager
-def celery_worker(
-    redis_url: str, cog_url: str, sidecar_url: str, log_dir: Path
-) -> Iterator[subprocess.Popen]:
-    env = {
-        **os.environ,
-        "PLITKA_REDIS_URL": redis_url,
-        "PLITKA_COG_URL": cog_url,
-        "PLITKA_SIDECAR_URL": sidecar_url,
-        "PLITKA_BUSY_RETRY": "0.2",
-    }
+def celery_worker(redis_url: str, cog_url: str, log_dir: Path) -> Iterator[subprocess.Popen]:
+    """A real worker; its settings beyond Redis and its Cog server come from the running sidecar."""
+    env = {**os.environ, "PLITKA_REDIS_URL": redis_url, "PLITKA_COG_URL": cog_url}
     log = log_dir / f"worker-{cog_url.rsplit(':', 1)[1]}.log"
     command = [sys.executable, "-m", "celery", "-A", "plitka.sidecar.celery_backend", "worker"]
     command += ["--concurrency", "1", "--prefetch-multiplier", "1", "-Q", "plitka", "--loglevel", "INFO"]
@@ -58,8 +51,8 @@ def test_jobs_spread_over_gpu_boxes_through_celery(redis_url, slow_cog, draft_co
         [slow_cog.url, draft_cog.url], "--backend", "celery", "--redis-url", redis_url, port=port
     )
     with (
-        celery_worker(redis_url, slow_cog.url, sidecar.url, tmp_path),
-        celery_worker(redis_url, draft_cog.url, sidecar.url, tmp_path),
+        celery_worker(redis_url, slow_cog.url, tmp_path),
+        celery_worker(redis_url, draft_cog.url, tmp_path),
         sidecar.client() as client,
     ):
         created = client.post("/jobs/batch", json={"jobs": [{"params_json": PARAMS}] * 6}).json()["jobs"]
@@ -84,7 +77,7 @@ def test_celery_cancel_and_clear(redis_url, slow_cog, sidecar_factory, tmp_path)
     wait_cog_idle(slow_cog.url)
     redis.Redis.from_url(redis_url).flushdb()
     sidecar = sidecar_factory([slow_cog.url], "--backend", "celery", "--redis-url", redis_url)
-    with celery_worker(redis_url, slow_cog.url, sidecar.url, tmp_path), sidecar.client() as client:
+    with celery_worker(redis_url, slow_cog.url, tmp_path), sidecar.client() as client:
         ids = [
             c["job_id"]
             for c in client.post("/jobs/batch", json={"jobs": [{"params_json": PARAMS}] * 5}).json()["jobs"]
@@ -104,6 +97,7 @@ def test_celery_cancel_and_clear(redis_url, slow_cog, sidecar_factory, tmp_path)
             "ok": True,
             "message": "Queue cleared successfully",
             "cleared": {"total": 2, "pending": 1, "processing": 1},
+            "cancels": [{"job_id": ids[0], "reached": True, "detail": "canceled"}],
         }
         first = job(client, ids[0])
         assert first["status"] == "canceled" and any("Cog cancel: canceled" in n for n in first["notes"])
@@ -121,7 +115,7 @@ def test_a_killed_worker_process_reattaches_to_the_running_prediction(
     redis.Redis.from_url(redis_url).flushdb()
     sidecar = sidecar_factory([steady_cog.url], "--backend", "celery", "--redis-url", redis_url)
     with (
-        celery_worker(redis_url, steady_cog.url, sidecar.url, tmp_path) as worker,
+        celery_worker(redis_url, steady_cog.url, tmp_path) as worker,
         sidecar.client() as client,
     ):
         job_id = client.post("/jobs", json={"params_json": PARAMS}).json()["job_id"]
@@ -153,7 +147,11 @@ def test_redis_going_away_is_a_clear_503_not_a_lost_job(tmp_path):
     url = f"redis://127.0.0.1:{port}/0"
     wait_for(lambda: _answers(url), 10, 0.05, "redis-server")
     settings = Settings(
-        cog_urls=(f"http://127.0.0.1:{free_port()}",), backend="celery", redis_url=url, retries=0
+        cog_urls=(f"http://127.0.0.1:{free_port()}",),
+        backend="celery",
+        redis_url=url,
+        retries=0,
+        allowed_hosts=("testserver",),
     )
     with TestClient(create_app(settings)) as client:
         assert client.post("/jobs", json={"params_json": PARAMS}).status_code == 201

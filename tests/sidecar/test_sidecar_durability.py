@@ -4,7 +4,7 @@ failed — each time with a note saying so, never lost and never run twice witho
 from __future__ import annotations
 
 import pytest
-from sidecar_helpers import PARAMS, job, wait_cog_idle, wait_for, wait_job
+from sidecar_helpers import PARAMS, job, wait_cog_idle, wait_for, wait_job, wait_recovered
 
 pytestmark = pytest.mark.server
 
@@ -25,20 +25,22 @@ def assert_pending_kept(client, ids: list[int]) -> None:
         assert (view["status"], view["position"], view["attempts"]) == ("pending", position, 0), view
 
 
-def test_restart_while_cog_still_runs_the_job_reattaches(long_cog, sidecar_factory, tmp_path):
-    wait_cog_idle(long_cog.url)
+def test_restart_while_cog_still_runs_the_job_reattaches(steady_cog, sidecar_factory, tmp_path):
+    # A 12-second run: still running after the kill, the restart and recovery on a loaded machine.
+    wait_cog_idle(steady_cog.url)
     db = tmp_path / "durable.sqlite"
-    first = sidecar_factory([long_cog.url], db=db)
+    first = sidecar_factory([steady_cog.url], db=db)
     ids = kill_mid_job(first)
 
-    second = sidecar_factory([long_cog.url], db=db, port=first.port)
+    second = sidecar_factory([steady_cog.url], db=db, port=first.port)
     with second.client() as client:
+        wait_recovered(client)
         assert_pending_kept(client, ids[1:])
         running = job(client, ids[0])
         assert running["status"] == "processing" and running["attempts"] == 1
         assert running["notes"] == ["re-attached to the running prediction after a sidecar restart"]
         client.post("/clear_queue", params={"pending_only": "true"})
-        done = wait_job(client, ids[0], ("succeeded", "failed"))
+        done = wait_job(client, ids[0], ("succeeded", "failed"), timeout=40)
     assert done["status"] == "succeeded" and done["attempts"] == 1 and done["progress"] == 100.0
 
 
@@ -52,7 +54,7 @@ def test_restart_after_cog_finished_reruns_the_job_and_says_so(slow_cog, sidecar
 
     second = sidecar_factory([slow_cog.url], db=db, port=first.port)
     with second.client() as client:
-        done = wait_job(client, ids[0], ("succeeded", "failed"))
+        done = wait_job(client, ids[0], ("succeeded", "failed"), timeout=40)
         assert done["status"] == "succeeded" and done["attempts"] == 2
         assert done["notes"] == [
             "re-run after a sidecar restart: the previous run's result never reached the sidecar"
@@ -63,21 +65,22 @@ def test_restart_after_cog_finished_reruns_the_job_and_says_so(slow_cog, sidecar
     assert set(after["notes"]) <= {"Cog server busy (409)"}
 
 
-def test_fail_policy_fails_the_interrupted_job_explicitly(long_cog, sidecar_factory, tmp_path):
-    wait_cog_idle(long_cog.url)
+def test_fail_policy_fails_the_interrupted_job_explicitly(steady_cog, sidecar_factory, tmp_path):
+    wait_cog_idle(steady_cog.url)
     db = tmp_path / "durable.sqlite"
-    first = sidecar_factory([long_cog.url], "--lost-job-policy", "fail", db=db)
+    first = sidecar_factory([steady_cog.url], "--lost-job-policy", "fail", db=db)
     ids = kill_mid_job(first)
 
-    second = sidecar_factory([long_cog.url], "--lost-job-policy", "fail", db=db, port=first.port)
+    second = sidecar_factory([steady_cog.url], "--lost-job-policy", "fail", db=db, port=first.port)
     with second.client() as client:
+        wait_recovered(client)
         failed = job(client, ids[0])
         assert failed["status"] == "failed"
         assert "the sidecar stopped while this job ran" in failed["error"]
         assert "resubmit the job" in failed["error"]
-        assert failed["notes"] == ["failed at sidecar start-up"]
+        assert failed["notes"] == ["failed after a sidecar restart; Cog cancel: canceled"]
         # The interrupted prediction was cancelled on Cog, so the next job gets the GPU.
         assert wait_job(client, ids[1], ("processing", "succeeded"))["attempts"] == 1
         assert job(client, ids[2])["status"] == "pending"
         client.post("/clear_queue")
-    wait_cog_idle(long_cog.url)
+    wait_cog_idle(steady_cog.url)
