@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 
 import httpx
@@ -135,8 +136,15 @@ def worker_settings(wait_seconds: float = 0.0) -> Settings:
 
 @signals.worker_init.connect
 def _check_at_start(**_kwargs) -> None:
-    """A misconfigured worker stops at start instead of recording a server the API cannot cancel on."""
-    worker_settings(wait_seconds=SETTINGS_WAIT_SECONDS)
+    """A misconfigured worker stops at start instead of recording a server the API cannot cancel on.
+
+    Celery logs and swallows exceptions of signal handlers, so the worker exits here itself.
+    """
+    try:
+        worker_settings(wait_seconds=SETTINGS_WAIT_SECONDS)
+    except ConfigError as error:
+        print(f"plitka worker: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from error
 
 
 @app.task(name="plitka.sidecar.run_job")
