@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from plitka.sidecar.backends import open_backend
 from plitka.sidecar.config import Settings
@@ -115,5 +116,14 @@ async def _queue_unavailable(_request: Request, error: Exception) -> JSONRespons
 
 
 async def _http_error(_request: Request, error: HTTPException) -> JSONResponse:
-    body = error.detail if isinstance(error.detail, dict) else {"error": str(error.detail), "problems": []}
+    """Every HTTP error in the product's problem format (Starlette's own ones carry a bare string)."""
+    if isinstance(error.detail, dict):
+        body = error.detail
+    else:
+        problem = {
+            "field": "request",
+            "message": f"{error.detail}.",
+            "fix": "send the method, path and JSON body documented at /docs.",
+        }
+        body = {"error": f"http_{error.status_code}", "problems": [problem]}
     return JSONResponse(body, status_code=error.status_code, headers=error.headers)

@@ -25,7 +25,9 @@ from plitka.sidecar.validation import InputError, cog_input
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-JobId = Annotated[int, Path(ge=1, description="The job_id returned by POST /jobs.")]
+# SQLite stores 64-bit integers: a larger id cannot exist and must be a 422, not an OverflowError.
+MAX_JOB_ID = 2**63 - 1
+JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="The job_id returned by POST /jobs.")]
 
 
 @router.post(
