@@ -1,7 +1,9 @@
-"""Transient failures between the sidecar and Cog: retried 3 times with exponential backoff.
+"""Failures between the sidecar and Cog: retries with backoff, a server that stops answering,
+answers that are not Cog's, cancels that do not arrive.
 
 A flaky proxy/gateway in front of Cog is the one edge real Cog cannot reproduce on demand, so
-these tests put a small real HTTP server on loopback that fails the first N start requests.
+these tests put a small real HTTP server on loopback that fails the first N start requests
+(and never accepts a cancel).
 """
 
 from __future__ import annotations
@@ -29,11 +31,16 @@ class FlakyCog:
     def __init__(self, failures: int, status: int = 503, success_body: bytes | None = None):
         self.failures, self.status, self.puts = failures, status, []
         self.success_body = success_body
+        self.cancels = 0
         flaky = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 self._reply(200, {"status": "READY"})
+
+            def do_POST(self):
+                flaky.cancels += 1
+                self._reply(501, {"detail": "no cancel here"})
 
             def do_PUT(self):
                 self.rfile.read(int(self.headers.get("content-length", 0)))
@@ -142,3 +149,30 @@ def test_a_2xx_answer_that_is_not_cog_fails_the_job_instead_of_hanging(flaky, si
         failed = wait_job(client, job_id, ("failed", "succeeded"), timeout=15)
     assert failed["status"] == "failed"
     assert "without a Cog prediction in the body" in failed["error"] and "proxy login" in failed["error"]
+
+
+def test_a_cancel_that_does_not_reach_cog_says_so_and_is_sent_again(flaky, sidecar_factory):
+    # This server starts predictions but answers 501 to POST .../cancel (like a proxy without that route).
+    cog = flaky(failures=0)
+    sidecar = sidecar_factory([cog.url])
+    with sidecar.client() as client:
+        first, second = (
+            c["job_id"]
+            for c in client.post("/jobs/batch", json={"jobs": [{"params_json": PARAMS}] * 2}).json()["jobs"]
+        )
+        wait_for(lambda: len(cog.puts) == 1, 10, what="the first start request")
+        canceled = client.delete(f"/jobs/{first}").json()
+        assert (canceled["status"], canceled["ok"]) == ("canceled", False)
+        assert "HTTP 501" in canceled["cog_cancel"]
+        cleared = client.post("/clear_queue").json()
+        assert cleared["ok"] is True and cleared["cleared"]["pending"] == 1  # nothing was running any more
+        # The sidecar keeps sending the cancel: every health round tries again.
+        wait_for(lambda: cog.cancels >= 3, 15, what="repeated cancel requests")
+        notes = job(client, first)["notes"]
+    assert any(n.startswith("Cog cancel not confirmed (cancel failed:") for n in notes), notes
+    assert job_status(sidecar, second) == "canceled"
+
+
+def job_status(sidecar, job_id: int) -> str:
+    with sidecar.client() as client:
+        return job(client, job_id)["status"]
