@@ -7,10 +7,10 @@ function so that it can be tested for any card without one:
 
 - the budget is the capped VRAM (`total x fraction`, plitka/memory.py) minus the working memory of
   the request (activations of UNet + ControlNet, the VAE pass);
-- the requested ControlNet is always resident; the others stay while they fit, most recently used
-  first, and the rest are evicted — moved to CPU RAM when the host has room for them (a later
-  request moves them back in well under a second), else freed (a later request loads them again
-  from disk);
+- the requested ControlNet is always resident; the others stay while they fit with 1 GiB to
+  spare, most recently used first, and the rest are evicted — moved to CPU RAM when the host has
+  room for them (a later request moves them back in well under a second), else freed (a later
+  request loads them again from disk);
 - below the budget for two ControlNets, at most one is resident;
 - the VAE encodes and decodes in 512 px tiles when an untiled pass at this size would not fit
   beside the resident weights.
@@ -35,6 +35,9 @@ UNET_WORK_PER_MPIX = int(1.5 * GIB)
 CONTROLNET_WORK_PER_MPIX = int(0.35 * GIB)
 VAE_WORK_PER_MPIX = int(3.0 * GIB)
 VAE_TILE_PX = 512
+# Margin an extra (not requested) ControlNet must leave free: the working figures are estimates and
+# the allocator fragments; the requested one is loaded regardless.
+OPTIONAL_HEADROOM = 1 * GIB
 # Host RAM kept free when ControlNets are parked there (the process itself, PIL images, the OS).
 HOST_RAM_RESERVE = 4 * GIB
 
@@ -115,7 +118,7 @@ def plan_residency(
     vae_tiling = estimate_work and weights + work(False) > budget_bytes
     kept: list[str] = []
     for kind in reversed(others):  # most recently used first
-        if weights + controlnet_bytes[kind] + work(vae_tiling) <= budget_bytes:
+        if weights + controlnet_bytes[kind] + work(vae_tiling) + OPTIONAL_HEADROOM <= budget_bytes:
             kept.insert(0, kind)
             weights += controlnet_bytes[kind]
     evicted = [kind for kind in others if kind not in kept]
