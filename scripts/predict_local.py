@@ -101,7 +101,8 @@ def main() -> int:
         return 1
     # Demo weights run on the CPU, which only an explicit PLITKA_DEVICE=cpu allows; real weights use
     # PLITKA_DEVICE as set (unset: the GPU, or a setup error that says why there is none).
-    env = {"PLITKA_DEVICE": os.environ.get("PLITKA_DEVICE") or "cpu"} if weights_dir == DEMO_DIR else None
+    demo = weights.check_installed(weights_dir).demo
+    env = {"PLITKA_DEVICE": os.environ.get("PLITKA_DEVICE") or "cpu"} if demo else None
     print(f"Starting the Cog server (python -m cog.server.http) for {args.params} ...", flush=True)
     with running_cog_server(weights_dir, env=env, log_dir=args.out) as server:
         started = time.perf_counter()
