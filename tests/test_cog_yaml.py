@@ -150,6 +150,7 @@ def dockerignore_patterns() -> list[str]:
         "plitka/__pycache__/params.cpython-311.pyc",
         "weights/sdxl-base/unet/diffusion_pytorch_model.safetensors.part",
         "sidecar.sqlite",
+        "tests/fake_cuda_build/sitecustomize.py",
     ],
 )
 def test_dockerignore_keeps_local_state_out_of_the_image(path):
