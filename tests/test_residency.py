@@ -3,6 +3,7 @@ CPU path for real on demo weights (an evicted ControlNet is really freed and com
 
 import gc
 import weakref
+from pathlib import Path
 
 import pytest
 from diffusion_helpers import pixels, render, small_request
@@ -142,3 +143,32 @@ def test_cpu_eviction_frees_the_module_and_a_reload_gives_the_identical_image(ma
         assert (pixels(again.control_image) == pixels(first.control_image)).all()
     finally:
         manager.memory_budget = None
+
+
+def test_the_card_table_in_docs_deploy_is_what_the_policy_computes():
+    """Each row of docs/deploy.md's card table, recomputed from the policy and the manifest sizes."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "deploy.md").read_text(encoding="utf-8")
+    rows = [line for line in doc.splitlines() if line.startswith("| ") and "(≈ " in line]
+    assert len(rows) == 5, rows
+
+    def gib(value: float) -> str:
+        return f"{value / GIB:.1f} GiB"
+
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        total_gib = float(cells[0].split("(≈ ")[1].split(" GiB")[0])
+        total = int(total_gib * GIB)
+        budget = int(total * vram_fraction(total, env={}))
+        controlnet = plan_residency(budget, BASE, SIZES, ["canny", "hed"], "lineart", PX_1024)
+        colour = plan_residency(budget, BASE, SIZES, [], None, PX_1024)
+        small = plan_residency(budget, BASE, SIZES, ["canny", "hed"], "lineart", PX_512)
+        resident = "all 3" if len(controlnet.resident) == 3 else str(len(controlnet.resident))
+        assert cells[1] == f"{round(vram_fraction(total, env={}) * 100)} %", row
+        assert cells[2] == gib(budget), row
+        assert cells[3].split(" (")[0] == resident, row
+        assert cells[4] == ("tiled" if controlnet.vae_tiling else "untiled"), row
+        assert cells[5] == gib(controlnet.expected_peak_bytes), row
+        assert cells[6] == gib(colour.expected_peak_bytes), row
+        assert cells[7].startswith(gib(small.expected_peak_bytes)), row
+        if "resident)" in cells[7]:
+            assert f"({len(small.resident)} resident)" in cells[7], row
