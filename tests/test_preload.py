@@ -42,13 +42,16 @@ def test_preload_all_loads_every_pipeline_and_annotator_and_renders_the_same(dem
     preloaded = PipelineManager(demo_weights_dir, device="cpu")
     preloaded.preload("all")
     assert preloaded.loaded["base"] is True
-    assert sorted(preloaded.loaded["controlnets"]) == ["canny", "hed", "lineart"]
-    assert sorted(preloaded.loaded["annotators"]) == ["hed", "lineart"]
+    assert sorted(preloaded.loaded["controlnets"]) == ["canny", "lineart", "softedge"]
+    assert sorted(preloaded.loaded["annotators"]) == ["lineart", "softedge"]
     lazy = PipelineManager(demo_weights_dir, device="cpu")
-    assert "controlnet_hed_load_s" in preloaded.load_info and "controlnet_hed_load_s" not in lazy.load_info
+    assert (
+        "controlnet_softedge_load_s" in preloaded.load_info
+        and "controlnet_softedge_load_s" not in lazy.load_info
+    )
     request = small_request(angle=45)
     first, second = render(preloaded, request), render(lazy, request)
-    assert first.controlnet == second.controlnet == "hed"
+    assert first.controlnet == second.controlnet == "softedge"
     assert first.image.tobytes() == second.image.tobytes()
 
 

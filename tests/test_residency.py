@@ -25,7 +25,7 @@ from plitka.residency import (
 # soft-edge file is 5000 MB fp32, stored as fp16).
 BASE = int(6.94e9)
 CONTROLNET = int(2.5e9)
-SIZES = {"canny": CONTROLNET, "hed": CONTROLNET, "lineart": CONTROLNET}
+SIZES = {"canny": CONTROLNET, "softedge": CONTROLNET, "lineart": CONTROLNET}
 PX_1024 = 1024 * 1024
 PX_512 = 512 * 512
 
@@ -42,14 +42,14 @@ def plan_for(total_gib: float, resident, requested, pixels_=PX_1024, host_free=8
 @pytest.mark.parametrize(
     ("total_gib", "resident", "to_cpu", "to_free"),
     [
-        (16, ("lineart",), ("hed",), ("canny",)),
-        (24, ("canny", "hed", "lineart"), (), ()),
-        (40, ("canny", "hed", "lineart"), (), ()),
-        (80, ("canny", "hed", "lineart"), (), ()),
+        (16, ("lineart",), ("softedge",), ("canny",)),
+        (24, ("canny", "softedge", "lineart"), (), ()),
+        (40, ("canny", "softedge", "lineart"), (), ()),
+        (80, ("canny", "softedge", "lineart"), (), ()),
     ],
 )
 def test_simulated_cards_at_1024(total_gib, resident, to_cpu, to_free):
-    plan = plan_for(total_gib, ["canny", "hed"], "lineart")
+    plan = plan_for(total_gib, ["canny", "softedge"], "lineart")
     assert (plan.resident, plan.to_cpu, plan.to_free) == (resident, to_cpu, to_free)
     assert plan.fits and plan.expected_peak_bytes <= plan.budget_bytes
 
@@ -57,30 +57,32 @@ def test_simulated_cards_at_1024(total_gib, resident, to_cpu, to_free):
 def test_below_the_budget_for_two_controlnets_at_most_one_is_resident():
     two = BASE + 2 * CONTROLNET + working_bytes(PX_1024, True, False) + OPTIONAL_HEADROOM
     for budget in range(int(8 * GIB), int(24 * GIB), int(0.25 * GIB)):
-        plan = plan_residency(budget, BASE, SIZES, ["canny", "hed"], "lineart", PX_1024, 8 * GIB)
+        plan = plan_residency(budget, BASE, SIZES, ["canny", "softedge"], "lineart", PX_1024, 8 * GIB)
         assert plan.resident[-1] == "lineart", "the requested ControlNet is always resident"
-        assert sorted(plan.resident[:-1] + plan.to_cpu + plan.to_free) == ["canny", "hed"], "nothing is lost"
+        assert sorted(plan.resident[:-1] + plan.to_cpu + plan.to_free) == ["canny", "softedge"], (
+            "nothing is lost"
+        )
         if budget < two:
             assert plan.resident == ("lineart",), budget / GIB
 
 
 def test_the_least_recently_used_controlnet_goes_first():
     budget = BASE + 2 * CONTROLNET + working_bytes(PX_1024, True, False) + OPTIONAL_HEADROOM
-    plan = plan_residency(budget, BASE, SIZES, ["canny", "hed"], "lineart", PX_1024, 8 * GIB)
-    assert plan.resident == ("hed", "lineart") and plan.to_cpu == ("canny",)
-    plan = plan_residency(budget, BASE, SIZES, ["hed", "canny"], "lineart", PX_1024, 8 * GIB)
-    assert plan.resident == ("canny", "lineart") and plan.to_cpu == ("hed",)
+    plan = plan_residency(budget, BASE, SIZES, ["canny", "softedge"], "lineart", PX_1024, 8 * GIB)
+    assert plan.resident == ("softedge", "lineart") and plan.to_cpu == ("canny",)
+    plan = plan_residency(budget, BASE, SIZES, ["softedge", "canny"], "lineart", PX_1024, 8 * GIB)
+    assert plan.resident == ("canny", "lineart") and plan.to_cpu == ("softedge",)
 
 
 def test_evicted_controlnets_go_to_cpu_ram_only_when_the_host_has_room():
-    assert plan_for(16, ["canny", "hed"], "lineart", host_free=20 * GIB).to_cpu == ("canny", "hed")
-    assert plan_for(16, ["canny", "hed"], "lineart", host_free=None).to_free == ("canny", "hed")
-    assert plan_for(16, ["canny", "hed"], "lineart", host_free=5 * GIB).to_free == ("canny", "hed")
+    assert plan_for(16, ["canny", "softedge"], "lineart", host_free=20 * GIB).to_cpu == ("canny", "softedge")
+    assert plan_for(16, ["canny", "softedge"], "lineart", host_free=None).to_free == ("canny", "softedge")
+    assert plan_for(16, ["canny", "softedge"], "lineart", host_free=5 * GIB).to_free == ("canny", "softedge")
 
 
 def test_a_colour_request_keeps_the_controlnets_that_fit_beside_it():
-    plan = plan_for(24, ["canny", "hed"], None)
-    assert plan.resident == ("canny", "hed") and not plan.to_cpu and not plan.to_free
+    plan = plan_for(24, ["canny", "softedge"], None)
+    assert plan.resident == ("canny", "softedge") and not plan.to_cpu and not plan.to_free
     plan = plan_for(16, ["canny"], None)
     assert plan.resident == () and plan.to_cpu == ("canny",), "no 1 GiB margin left beside base + VAE pass"
 
@@ -103,8 +105,8 @@ def test_a_request_that_cannot_fit_says_so():
 
 
 def test_without_a_budget_everything_stays():
-    plan = plan_residency(None, BASE, SIZES, ["canny", "hed"], "lineart", PX_1024)
-    assert plan.resident == ("canny", "hed", "lineart") and not plan.vae_tiling and plan.fits
+    plan = plan_residency(None, BASE, SIZES, ["canny", "softedge"], "lineart", PX_1024)
+    assert plan.resident == ("canny", "softedge", "lineart") and not plan.vae_tiling and plan.fits
 
 
 @pytest.fixture(scope="module")
@@ -159,9 +161,9 @@ def test_the_card_table_in_docs_deploy_is_what_the_policy_computes():
         total_gib = float(cells[0].split("(≈ ")[1].split(" GiB")[0])
         total = int(total_gib * GIB)
         budget = int(total * vram_fraction(total, env={}))
-        controlnet = plan_residency(budget, BASE, SIZES, ["canny", "hed"], "lineart", PX_1024)
+        controlnet = plan_residency(budget, BASE, SIZES, ["canny", "softedge"], "lineart", PX_1024)
         colour = plan_residency(budget, BASE, SIZES, [], None, PX_1024)
-        small = plan_residency(budget, BASE, SIZES, ["canny", "hed"], "lineart", PX_512)
+        small = plan_residency(budget, BASE, SIZES, ["canny", "softedge"], "lineart", PX_512)
         resident = "all 3" if len(controlnet.resident) == 3 else str(len(controlnet.resident))
         assert cells[1] == f"{round(vram_fraction(total, env={}) * 100)} %", row
         assert cells[2] == gib(budget), row
