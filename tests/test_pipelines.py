@@ -30,7 +30,7 @@ def _adapter_scale(pipe) -> float:
 def test_construction_loads_nothing(demo_weights_dir):
     # How fast construction is: bench/setup_time.py (goal <= 1 s), never asserted here.
     fresh = PipelineManager(demo_weights_dir, device="cpu")
-    assert fresh.loaded == {"base": False, "controlnets": (), "annotators": ()}
+    assert fresh.loaded == {"base": False, "controlnets": (), "on_device": (), "annotators": ()}
 
 
 def test_from_env_uses_the_variable_or_the_default_dir(monkeypatch, demo_weights_dir, tmp_path):
