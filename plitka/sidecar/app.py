@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from plitka.sidecar.backends import open_backend
 from plitka.sidecar.config import Settings
+from plitka.sidecar.hosted import webhooks as hosted_webhooks
 from plitka.sidecar.models import ErrorBody
 from plitka.sidecar.routers import backend, health, jobs, page, queue, webhooks
 from plitka.sidecar.routers.page import STATIC_DIR
@@ -30,7 +31,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = open_backend(settings)
         app.state.services = services
-        await services.dispatcher.start(run_queue=settings.backend == "sqlite")
+        await services.dispatcher.start(run_queue=settings.backend != "celery")
         try:
             yield
         finally:
@@ -50,7 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
         },
     )
     app.state.settings = settings
-    for router in (queue.router, jobs.router, backend.router, health.router, webhooks.router, page.router):
+    routers = (queue.router, jobs.router, backend.router, health.router, webhooks.router, page.router)
+    for router in (*routers, hosted_webhooks.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _validation_error)

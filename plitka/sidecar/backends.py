@@ -1,9 +1,11 @@
-"""Choosing the queue backend: SQLite with the in-process dispatcher, or Redis with Celery workers."""
+"""Choosing the queue backend: SQLite with the in-process dispatcher, Redis with Celery workers,
+or SQLite feeding a hosted service (Replicate, RunPod) through the same dispatcher."""
 
 from __future__ import annotations
 
 from plitka.sidecar.config import Settings
 from plitka.sidecar.dispatcher import Dispatcher
+from plitka.sidecar.hosted.settings import HOSTED_BACKENDS
 from plitka.sidecar.services import Services, build_services
 
 
@@ -25,6 +27,10 @@ def open_backend(settings: Settings) -> Services:
         from plitka.sidecar.celery_backend import open_celery_backend
 
         return open_celery_backend(settings)
+    if settings.backend in HOSTED_BACKENDS:
+        from plitka.sidecar.hosted.backend import open_hosted_backend
+
+        return open_hosted_backend(settings)
     from plitka.sidecar.sqlite_store import SQLiteStore
 
     store = SQLiteStore(settings.db_path)
