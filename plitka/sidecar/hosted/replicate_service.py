@@ -28,6 +28,7 @@ from plitka.sidecar.hosted.settings import (
     REPLICATE_TOKEN_ENV,
     REPLICATE_WEBHOOK_SECRET_ENV,
     HostedSettings,
+    webhook_secret,
 )
 
 # Replicate's prediction statuses (https://replicate.com/docs/topics/predictions/lifecycle) are
@@ -52,7 +53,7 @@ class ReplicateService:
         self.http = http
         self.retry = retry
         self.webhook_base = webhook_base
-        self.secret = os.environ.get(REPLICATE_WEBHOOK_SECRET_ENV)
+        self.secret = webhook_secret()
         self.webhooks = bool(self.secret)
         self._schema: dict[str, Any] | None = None
 

@@ -40,7 +40,7 @@ class HostedSettings:
                 found.append(f"--replicate-model: {self.replicate_model!r} is not owner/name.")
             if not os.environ.get(REPLICATE_TOKEN_ENV, "").strip():
                 found.append(f"{REPLICATE_TOKEN_ENV}: set it to your Replicate API token.")
-            secret = os.environ.get(REPLICATE_WEBHOOK_SECRET_ENV)
+            secret = webhook_secret()
             if secret is not None and (not secret.startswith("whsec_") or secret.count("_") != 1):
                 found.append(
                     f"{REPLICATE_WEBHOOK_SECRET_ENV}: must be the whsec_… key from "
@@ -109,3 +109,8 @@ def hosted_from_args(args: dict) -> HostedSettings:
     """Pop the hosted options out of the parsed arguments."""
     names = HostedSettings.__dataclass_fields__
     return HostedSettings(**{name: args.pop(name) for name in list(args) if name in names})
+
+
+def webhook_secret() -> str | None:
+    """REPLICATE_WEBHOOK_SECRET, or None when unset or blank (then predictions are followed by polling)."""
+    return os.environ.get(REPLICATE_WEBHOOK_SECRET_ENV, "").strip() or None

@@ -119,6 +119,9 @@ class HostedSlot:
         self.poll_seconds = poll_seconds
         self.timeout_seconds = timeout_seconds
         self.run: Run | None = None
+        # The last cancel: the slot may stop a job it saw cancelled before the API asks; both then
+        # get the same outcome.
+        self._cancel: tuple[str, asyncio.Future[str]] | None = None
         self.on_finished: Callable[[], None] = lambda: None
 
     async def health(self) -> dict[str, Any]:
@@ -162,13 +165,18 @@ class HostedSlot:
     async def cancel(self, prediction_id: str) -> str:
         run = self.run
         if run is None or run.prediction_id != prediction_id:
+            if self._cancel and self._cancel[0] == prediction_id:
+                return await self._cancel[1]
             return "not running"
+        self._cancel = (prediction_id, asyncio.ensure_future(self._cancel_remote(run.remote_id)))
+        self._release(run)
+        return await self._cancel[1]
+
+    async def _cancel_remote(self, remote_id: str) -> str:
         try:
-            await self.service.cancel(run.remote_id)
+            await self.service.cancel(remote_id)
         except HostedError as error:
             return f"cancel failed: {error}"
-        finally:
-            self._release(run)
         return "canceled"
 
     def apply(self, remote: dict[str, Any], remote_id: str | None = None) -> bool:
@@ -195,7 +203,8 @@ class HostedSlot:
             await asyncio.sleep(self.poll_seconds)
             job = self.store.get(run.job_id)
             if job is None or job.finished:
-                self._release(run)
+                # Cancelled or cleared here (the API also asks, whoever comes first stops it).
+                await self.cancel(run.prediction_id)
                 return
             if time.monotonic() - run.started > self.timeout_seconds:
                 await self._time_out(run)
