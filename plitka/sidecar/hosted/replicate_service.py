@@ -30,6 +30,7 @@ from plitka.sidecar.hosted.settings import (
     HostedSettings,
     webhook_secret,
 )
+from plitka.sidecar.security import webhook_signature
 
 # Replicate's prediction statuses (https://replicate.com/docs/topics/predictions/lifecycle) are
 # Cog's; "aborted" (stopped before it started, e.g. a deadline) counts as failed here.
@@ -44,7 +45,12 @@ class ReplicateService:
     webhooks: bool
 
     def __init__(
-        self, settings: HostedSettings, http: httpx.AsyncClient, retry: RetryPolicy, webhook_base: str
+        self,
+        settings: HostedSettings,
+        http: httpx.AsyncClient,
+        retry: RetryPolicy,
+        webhook_base: str,
+        sidecar_secret: str,
     ):
         self.model = settings.replicate_model
         self.version = settings.replicate_version
@@ -53,6 +59,7 @@ class ReplicateService:
         self.http = http
         self.retry = retry
         self.webhook_base = webhook_base
+        self.sidecar_secret = sidecar_secret
         self.secret = webhook_secret()
         self.webhooks = bool(self.secret)
         self._schema: dict[str, Any] | None = None
@@ -76,7 +83,10 @@ class ReplicateService:
     async def create(self, cog_input: dict[str, Any], job_id: int) -> dict[str, Any]:
         body: dict[str, Any] = {"input": cog_input}
         if self.webhooks:
-            body["webhook"] = f"{self.webhook_base}/webhooks/replicate/{job_id}"
+            # The URL carries the sidecar's own HMAC of the job id too (security.RequestGuard checks
+            # it before any body is read); Replicate's signature is checked on top (`verify`).
+            sig = webhook_signature(self.sidecar_secret, job_id)
+            body["webhook"] = f"{self.webhook_base}/webhooks/replicate/{job_id}?sig={sig}"
             body["webhook_events_filter"] = WEBHOOK_EVENTS
         if self.version:
             return await self._call("POST", "/v1/predictions", {"version": self.version, **body})

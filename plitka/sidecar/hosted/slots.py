@@ -17,9 +17,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from plitka.sidecar.cog_client import ATTACHED, BUSY, REJECTED, STARTED, CogError, StartResult
+from plitka.sidecar.cog_client import (
+    ATTACHED,
+    BUSY,
+    CANCEL_FAILED,
+    CANCELED,
+    NOT_RUNNING,
+    REJECTED,
+    STARTED,
+    UNREACHABLE,
+    CancelAnswer,
+    CogError,
+    StartResult,
+)
 from plitka.sidecar.hosted.http import RATE_LIMITED, UNAUTHORIZED, UNAVAILABLE, HostedError
 from plitka.sidecar.jobs import COG_STATUS_MAP, FAILED, FINISHED_STATUSES
+from plitka.sidecar.runner import off_loop
 from plitka.sidecar.store import QueueStore
 
 log = logging.getLogger("plitka.sidecar")
@@ -121,7 +134,7 @@ class HostedSlot:
         self.run: Run | None = None
         # The last cancel: the slot may stop a job it saw cancelled before the API asks; both then
         # get the same outcome.
-        self._cancel: tuple[str, asyncio.Future[str]] | None = None
+        self._cancel: tuple[str, asyncio.Future[CancelAnswer]] | None = None
         self.on_finished: Callable[[], None] = lambda: None
 
     async def health(self) -> dict[str, Any]:
@@ -153,39 +166,39 @@ class HostedSlot:
         except HostedError as error:
             if error.kind == "rejected":
                 return StartResult(REJECTED, str(error), 1)
-            # Key revoked, rate limit outlasted the retries, outage: the job waits in the queue
-            # while /health shows why, instead of failing jobs the endpoint never saw.
+            # Key revoked, rate limit outlasted the retries, outage: the job goes back to the
+            # queue while /health shows why, instead of failing jobs the endpoint never saw.
             self.endpoint.mark(HEALTH_BY_KIND.get(error.kind, "MISCONFIGURED"), str(error))
-            return StartResult(BUSY, str(error), 1)
+            return StartResult(UNREACHABLE, str(error), 1)
         self.run = Run(prediction_id, job_id, str(remote["id"]), time.monotonic())
         self.run.task = asyncio.create_task(self._follow(self.run), name=f"follow {self.url}")
-        self.apply(remote)
+        await self.apply(remote)
         return StartResult(STARTED, str(remote.get("status")), 1)
 
-    async def cancel(self, prediction_id: str) -> str:
+    async def cancel(self, prediction_id: str) -> CancelAnswer:
         run = self.run
         if run is None or run.prediction_id != prediction_id:
             if self._cancel and self._cancel[0] == prediction_id:
                 return await self._cancel[1]
-            return "not running"
+            return CancelAnswer(NOT_RUNNING, NOT_RUNNING)
         self._cancel = (prediction_id, asyncio.ensure_future(self._cancel_remote(run.remote_id)))
         self._release(run)
         return await self._cancel[1]
 
-    async def _cancel_remote(self, remote_id: str) -> str:
+    async def _cancel_remote(self, remote_id: str) -> CancelAnswer:
         try:
             await self.service.cancel(remote_id)
         except HostedError as error:
-            return f"cancel failed: {error}"
-        return "canceled"
+            return CancelAnswer(CANCEL_FAILED, f"cancel failed: {error}")
+        return CancelAnswer(CANCELED, CANCELED)
 
-    def apply(self, remote: dict[str, Any], remote_id: str | None = None) -> bool:
+    async def apply(self, remote: dict[str, Any], remote_id: str | None = None) -> bool:
         """Record a service update for the slot's job; False when it is not about that prediction."""
         run = self.run
         if run is None or str(remote.get("id", remote_id)) != run.remote_id:
             return False
         update = self.service.to_update(remote)
-        self.store.record_update(run.job_id, update)
+        await off_loop(self.store.record_update, run.job_id, update)
         if COG_STATUS_MAP.get(update["status"]) in FINISHED_STATUSES:
             self._release(run)
         return True
@@ -201,7 +214,7 @@ class HostedSlot:
         """Poll until the prediction ends, the job is cancelled here, or the overall timeout passes."""
         while self.run is run:
             await asyncio.sleep(self.poll_seconds)
-            job = self.store.get(run.job_id)
+            job = await off_loop(self.store.get, run.job_id)
             if job is None or job.finished:
                 # Cancelled or cleared here (the API also asks, whoever comes first stops it).
                 await self.cancel(run.prediction_id)
@@ -214,18 +227,15 @@ class HostedSlot:
             except HostedError as error:
                 log.warning("%s: could not read %s: %s", self.url, run.remote_id, error)
                 continue
-            self.apply(remote, run.remote_id)
+            await self.apply(remote, run.remote_id)
 
     async def _time_out(self, run: Run) -> None:
         with contextlib.suppress(HostedError):
             await self.service.cancel(run.remote_id)
-        self.store.finish(
-            run.job_id,
-            FAILED,
-            error=(
-                f"{self.service.label} did not finish prediction {run.remote_id} within "
-                f"{self.timeout_seconds:.0f} s (--hosted-timeout); it was cancelled. Resubmit the job, "
-                "or raise --hosted-timeout if cold starts take longer."
-            ),
+        error = (
+            f"{self.service.label} did not finish prediction {run.remote_id} within "
+            f"{self.timeout_seconds:.0f} s (--hosted-timeout); it was cancelled. Resubmit the job, "
+            "or raise --hosted-timeout if cold starts take longer."
         )
+        await off_loop(self.store.finish, run.job_id, FAILED, error)
         self._release(run)

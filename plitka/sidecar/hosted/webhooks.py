@@ -9,7 +9,6 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 
 from plitka.sidecar.hosted.replicate_service import ReplicateService
-from plitka.sidecar.hosted.slots import HostedSlot
 from plitka.sidecar.services import ServicesDep
 
 router = APIRouter(tags=["webhooks"], include_in_schema=False)
@@ -17,7 +16,7 @@ router = APIRouter(tags=["webhooks"], include_in_schema=False)
 
 @router.post("/webhooks/replicate/{job_id}")
 async def replicate_update(job_id: int, request: Request, services: ServicesDep) -> dict:
-    slots = [c for c in services.dispatcher.clients if isinstance(c, HostedSlot)]
+    slots = getattr(services.backend, "slots", [])
     if not slots or not isinstance(slots[0].service, ReplicateService):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="this sidecar does not use Replicate")
     body = await request.body()
@@ -29,5 +28,5 @@ async def replicate_update(job_id: int, request: Request, services: ServicesDep)
         # The reason is not echoed: it could describe the secret.
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="bad webhook signature") from error
     ours = [slot for slot in slots if slot.run is not None and slot.run.job_id == job_id]
-    applied = any(slot.apply(prediction) for slot in ours)
-    return {"applied": applied}
+    applied = [await slot.apply(prediction) for slot in ours]
+    return {"applied": any(applied)}
