@@ -104,12 +104,13 @@ class EndpointHealth:
 
 @dataclass
 class Run:
-    """The prediction a slot is following."""
+    """The prediction a slot is following; `created` resolves to the service's id (None if refused)."""
 
     prediction_id: str
     job_id: int
-    remote_id: str
     started: float
+    created: asyncio.Future[str | None]
+    remote_id: str | None = None
     task: asyncio.Task | None = None
 
 
@@ -161,18 +162,27 @@ class HostedSlot:
             kind = ATTACHED if self.run.prediction_id == prediction_id else BUSY
             return StartResult(kind, f"slot holds {self.run.remote_id}", 1)
         job_id = int(prediction_id.rsplit("-", 1)[1])
+        # The slot is taken before the create request goes out, so a cancel arriving meanwhile
+        # waits for the service's id and stops the prediction instead of missing it.
+        run = self.run = Run(
+            prediction_id, job_id, time.monotonic(), asyncio.get_running_loop().create_future()
+        )
         try:
             remote = await self.service.create(cog_input, job_id)
         except HostedError as error:
+            run.created.set_result(None)
+            self._release(run)
             if error.kind == "rejected":
                 return StartResult(REJECTED, str(error), 1)
             # Key revoked, rate limit outlasted the retries, outage: the job goes back to the
             # queue while /health shows why, instead of failing jobs the endpoint never saw.
             self.endpoint.mark(HEALTH_BY_KIND.get(error.kind, "MISCONFIGURED"), str(error))
             return StartResult(UNREACHABLE, str(error), 1)
-        self.run = Run(prediction_id, job_id, str(remote["id"]), time.monotonic())
-        self.run.task = asyncio.create_task(self._follow(self.run), name=f"follow {self.url}")
-        await self.apply(remote)
+        run.remote_id = str(remote["id"])
+        run.created.set_result(run.remote_id)
+        if self.run is run:
+            run.task = asyncio.create_task(self._follow(run), name=f"follow {self.url}")
+            await self.apply(remote)
         return StartResult(STARTED, str(remote.get("status")), 1)
 
     async def cancel(self, prediction_id: str) -> CancelAnswer:
@@ -181,11 +191,14 @@ class HostedSlot:
             if self._cancel and self._cancel[0] == prediction_id:
                 return await self._cancel[1]
             return CancelAnswer(NOT_RUNNING, NOT_RUNNING)
-        self._cancel = (prediction_id, asyncio.ensure_future(self._cancel_remote(run.remote_id)))
+        self._cancel = (prediction_id, asyncio.ensure_future(self._cancel_remote(run)))
         self._release(run)
         return await self._cancel[1]
 
-    async def _cancel_remote(self, remote_id: str) -> CancelAnswer:
+    async def _cancel_remote(self, run: Run) -> CancelAnswer:
+        remote_id = await run.created
+        if remote_id is None:
+            return CancelAnswer(NOT_RUNNING, "not running: the service never accepted it")
         try:
             await self.service.cancel(remote_id)
         except HostedError as error:
@@ -195,7 +208,7 @@ class HostedSlot:
     async def apply(self, remote: dict[str, Any], remote_id: str | None = None) -> bool:
         """Record a service update for the slot's job; False when it is not about that prediction."""
         run = self.run
-        if run is None or str(remote.get("id", remote_id)) != run.remote_id:
+        if run is None or run.remote_id is None or str(remote.get("id", remote_id)) != run.remote_id:
             return False
         update = self.service.to_update(remote)
         await off_loop(self.store.record_update, run.job_id, update)

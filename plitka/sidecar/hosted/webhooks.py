@@ -26,7 +26,14 @@ async def replicate_update(job_id: int, request: Request, services: ServicesDep)
     except ValueError as error:
         # WebhookValidationError is a ValueError; so are a bad base64 signature and bad JSON.
         # The reason is not echoed: it could describe the secret.
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="bad webhook signature") from error
+        problem = {
+            "field": "webhook-signature",
+            "message": "the delivery is not signed with REPLICATE_WEBHOOK_SECRET, or is too old.",
+            "fix": "only Replicate posts here; check that the secret is the account's current one.",
+        }
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail={"error": "forbidden", "problems": [problem]}
+        ) from error
     ours = [slot for slot in slots if slot.run is not None and slot.run.job_id == job_id]
     applied = [await slot.apply(prediction) for slot in ours]
     return {"applied": any(applied)}
