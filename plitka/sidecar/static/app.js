@@ -160,7 +160,9 @@ async function clearQueue(pendingOnly) {
   try {
     const result = await api("POST", "/clear_queue" + (pendingOnly ? "?pending_only=true" : ""));
     const c = result.cleared;
-    show($("message"), `${result.message}: ${c.total} job(s) cleared (${c.pending} pending, ${c.processing} processing).`);
+    const missed = result.cancels.filter((x) => !x.reached).map((x) => `#${x.job_id}: ${x.detail}`);
+    show($("message"), `${result.message}: ${c.total} job(s) cleared (${c.pending} pending, ${c.processing} processing).` +
+      (missed.length ? "\n" + missed.join("\n") : ""), !result.ok);
   } catch (error) {
     show($("message"), "Clearing the queue failed:\n" + error.message, true);
   }
