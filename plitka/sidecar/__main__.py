@@ -1,4 +1,5 @@
-"""`python -m plitka.sidecar`: parse options, refuse unsafe settings, serve with uvicorn."""
+"""`python -m plitka.sidecar [serve] [options]`: parse options, refuse unsafe settings, serve with
+uvicorn. `python -m plitka.sidecar queue …` is the terminal client instead (plitka/sidecar/cli.py)."""
 
 from __future__ import annotations
 
@@ -144,6 +145,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["queue"]:
+        from plitka.sidecar.cli import main as queue_main
+
+        return queue_main(argv[1:])
+    if argv[:1] == ["serve"]:
+        argv = argv[1:]
     try:
         settings = parse_args(argv)
     except ConfigError as error:

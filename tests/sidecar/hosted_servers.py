@@ -30,6 +30,13 @@ from fastapi.responses import JSONResponse, Response
 from plitka.progress import format_progress
 
 OUTPUT_NAMES = ("tile", "preview", "colormap", "control", "legend", "report")
+# Test credentials: none of them may ever appear in a log line or a response.
+REPLICATE_TOKEN = "r8_test_secret_token_0123456789abcdef"
+RUNPOD_KEY = "rpa_TEST_SECRET_KEY_0123456789ABCDEF"
+MODEL, ENDPOINT = "plitka/plitka-pro", "abc123ep"
+VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
+# Short polls and backoff keep the tests quick (configuration, not sleeps).
+FAST = ["--hosted-poll", "0.1", "--backoff", "0.05", "--health-interval", "0.3"]
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"plitka-test-webhook-signing-key!").decode()
 
 

@@ -3,71 +3,14 @@ their documented APIs (tests/sidecar/hosted_servers.py). The shop-facing API sta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
-from hosted_servers import WEBHOOK_SECRET, FakeCloud, LoopbackServer, replicate_app, runpod_app
+from hosted_servers import ENDPOINT, REPLICATE_TOKEN, RUNPOD_KEY, WEBHOOK_SECRET, FakeCloud
 from sidecar_helpers import PARAMS, Sidecar, job, wait_for, wait_job
 
-REPLICATE_TOKEN = "r8_test_secret_token_0123456789abcdef"
-RUNPOD_KEY = "rpa_TEST_SECRET_KEY_0123456789ABCDEF"
-MODEL, VERSION, ENDPOINT = (
-    "plitka/plitka-pro",
-    "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa",
-    "abc123ep",
-)
-FAST = ["--hosted-poll", "0.1", "--backoff", "0.05", "--health-interval", "0.3"]
 FINISHED = ("succeeded", "failed", "canceled")
-
-
-@pytest.fixture
-def replicate_cloud() -> Iterator[FakeCloud]:
-    cloud = FakeCloud(token=REPLICATE_TOKEN)
-    with LoopbackServer(replicate_app(cloud, *MODEL.split("/"), VERSION)) as server:
-        cloud.url = server.url
-        yield cloud
-
-
-@pytest.fixture
-def runpod_cloud() -> Iterator[FakeCloud]:
-    cloud = FakeCloud(token=RUNPOD_KEY)
-    with LoopbackServer(runpod_app(cloud, ENDPOINT)) as server:
-        cloud.url = server.url
-        yield cloud
-
-
-@pytest.fixture
-def replicate_sidecar(replicate_cloud, sidecar_factory) -> Callable[..., Sidecar]:
-    def start(*extra: str, env: dict[str, str] | None = None) -> Sidecar:
-        args = [
-            "--backend",
-            "replicate",
-            "--replicate-model",
-            MODEL,
-            "--replicate-base-url",
-            replicate_cloud.url,
-        ]
-        environment = {"REPLICATE_API_TOKEN": REPLICATE_TOKEN, "REPLICATE_WEBHOOK_SECRET": WEBHOOK_SECRET}
-        return sidecar_factory([], *args, *FAST, *extra, env={**environment, **(env or {})})
-
-    return start
-
-
-@pytest.fixture
-def runpod_sidecar(runpod_cloud, sidecar_factory) -> Callable[..., Sidecar]:
-    def start(*extra: str, env: dict[str, str] | None = None) -> Sidecar:
-        args = [
-            "--backend",
-            "runpod",
-            "--runpod-endpoint",
-            ENDPOINT,
-            "--runpod-base-url",
-            f"{runpod_cloud.url}/v2",
-        ]
-        return sidecar_factory([], *args, *FAST, *extra, env={"RUNPOD_API_KEY": RUNPOD_KEY, **(env or {})})
-
-    return start
 
 
 @pytest.fixture(params=["replicate", "runpod"])
