@@ -58,7 +58,8 @@ bench: $(VENV)/.dev-stamp
 	$(PY) bench/controlnet_memory.py && \
 	$(PY) bench/predictor_overhead.py && \
 	$(PY) bench/color_fidelity.py && \
-	$(PY) bench/sidecar_load.py
+	$(PY) bench/sidecar_load.py && \
+	$(PY) bench/sidecar_retries.py
 
 clean:
 	rm -rf outputs demo-weights test-artifacts .pytest_cache

@@ -45,13 +45,20 @@ class Services:
         return await off_loop(call, *args)
 
     async def queue_status_json(self) -> bytes:
-        """The /queue_status body, serialised once per queue change (the badge polls it often)."""
+        """The /queue_status body, serialised once per queue change (the badge polls it often).
+
+        For SQLite the refresh runs on the event loop itself: one indexed query on the store's
+        read connection (WAL: never behind a writer's fsync) takes about a millisecond, less than
+        a hop to a worker thread costs on a busy machine (bench/sidecar_load.py). Stores that
+        other processes write (Redis) have no version and always go through the thread pool.
+        """
         version = self.store.version
-        if version is not None and self._status_cache and self._status_cache[0] == version:
+        if version is None:
+            return await self.run(self.store.queue_status_json)
+        if self._status_cache and self._status_cache[0] == version:
             return self._status_cache[1]
-        body = await self.run(self.store.queue_status_json)
-        if version is not None:
-            self._status_cache = (version, body)
+        body = self.store.queue_status_json()
+        self._status_cache = (version, body)
         return body
 
     async def cog_schema(self) -> dict[str, Any] | None:
