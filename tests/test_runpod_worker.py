@@ -67,7 +67,7 @@ def test_demo_weights_job_reports_progress_per_step(worker):
     assert output.get("error") is None, output
     assert output["control"] is not None
     report = json.loads(decode(output["report"]))
-    assert report["demo_weights"] is True and report["controlnet"] == "hed"
+    assert report["demo_weights"] is True and report["controlnet"] == "softedge"
     steps = [(p["step"], p["total"]) for p in worker]
     assert steps and steps[-1][0] == steps[-1][1]
     assert [s for s, _ in steps] == sorted(s for s, _ in steps)

@@ -79,9 +79,17 @@ def add_hosted_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--replicate-model", help="Replicate model owner/name (latest version is used).")
     group.add_argument("--replicate-version", help="A pinned Replicate model version id.")
-    group.add_argument("--replicate-base-url", default=defaults.replicate_base_url, help=argparse.SUPPRESS)
+    group.add_argument(
+        "--replicate-base-url",
+        default=defaults.replicate_base_url,
+        help="Replicate API base (default %(default)s; a proxy or a local test server).",
+    )
     group.add_argument("--runpod-endpoint", dest="runpod_endpoint_id", help="RunPod serverless endpoint id.")
-    group.add_argument("--runpod-base-url", default=defaults.runpod_base_url, help=argparse.SUPPRESS)
+    group.add_argument(
+        "--runpod-base-url",
+        default=defaults.runpod_base_url,
+        help="RunPod serverless API base (default %(default)s; a proxy or a local test server).",
+    )
     group.add_argument(
         "--hosted-slots",
         dest="slots",
