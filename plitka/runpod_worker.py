@@ -65,7 +65,8 @@ def handler(job: dict[str, Any]) -> dict[str, Any]:
         with contextlib.redirect_stdout(progress):
             output = predictor().run(params_json=params_json, **FORM_DEFAULTS)
     except RequestError as error:
-        return {"error": str(error), "problems": [vars(p) for p in error.problems]}
+        listed = error.to_dict()  # at most 20 problems, like the message (docs/operations.md "Limits")
+        return {"error": str(error), "problems": listed["problems"], "problem_count": listed["problem_count"]}
     files = {name: getattr(output, name) for name in OUTPUT_NAMES}
     return {name: _deliver(job["id"], Path(path)) if path else None for name, path in files.items()}
 
