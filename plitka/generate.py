@@ -26,7 +26,7 @@ from plitka.legend import render_legend
 from plitka.measure import Measurement, measure
 from plitka.params import Request
 from plitka.prompts import build_negative_prompt, build_prompt, caption_colors
-from plitka.shading import shade_granules
+from plitka.render import DraftRender, render_draft
 
 PREVIEW_SIZE = 512
 PNG_WRITERS = 2
@@ -66,7 +66,8 @@ def generate(
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    colormap = colormap_for(request)
+    # Only the top framing draws the request's colour map; the other shots lay out their own view.
+    colormap = colormap_for(request) if request.render.shot == "top" else None
     timings["colormap"] = time.perf_counter() - started
     prompt, negative_prompt = build_prompt(request), build_negative_prompt(request)
 
@@ -74,22 +75,35 @@ def generate(
     fractions = [c.fraction for c in request.colors]
     warnings = _warnings(request)
     if request.quality == "draft":
-        final = shade_granules(colormap, request.seed)
-        render: dict[str, Any] = {"pipeline": "draft", "controlnet": None, "demo_weights": False}
+        drawn = draft_render(request, colormap)
+        final, colormap = drawn.image, drawn.face
+        render: dict[str, Any] = {
+            "pipeline": "draft",
+            "controlnet": None,
+            "demo_weights": False,
+            "render": drawn.info,
+        }
         control_image = None
     else:
         if renderer is None:
             raise RuntimeError(
                 f'quality "{request.quality}" needs the SDXL pipelines, but no renderer is configured'
             )
-        rendered = renderer.render(request, colormap.image(), prompt, negative_prompt, progress)
+        if colormap is None:
+            raise RuntimeError("diffusion qualities render the top shot only (plitka.params_render)")
+        init_image = (
+            Image.fromarray(draft_render(request, colormap).image)
+            if request.init_image == "render"
+            else colormap.image()
+        )
+        rendered = renderer.render(request, init_image, prompt, negative_prompt, progress)
         final = np.asarray(rendered.image.convert("RGB"))
         control_image = rendered.control_image
         render = {
             "pipeline": rendered.pipeline,
             "controlnet": rendered.controlnet,
             "demo_weights": rendered.info["demo_weights"],
-            "render": rendered.info,
+            "render": {**rendered.info, "shot": "top", "init_image": request.init_image},
         }
         warnings = list(rendered.info.get("render_warnings", [])) + warnings
     timings["render"] = time.perf_counter() - render_started
@@ -97,7 +111,10 @@ def generate(
     lock_started = time.perf_counter()
     measured: dict[str, Any] = {"colormap": _measure(colormap.rgb, colormap, fractions).to_dict()}
     if request.quality == "draft":
-        exact = _measure(final, colormap, fractions).to_dict()
+        exact = _measure(np.ascontiguousarray(final[..., :3]), colormap, fractions).to_dict()
+        render["render"]["face"] = [
+            {k: c[k] for k in ("hex", "measured_percent", "delta_e")} for c in exact["colors"]
+        ]
         measured.update(
             color_lock=None,
             color_lock_note="draft images are exact by construction; the colour lock does not run",
@@ -148,6 +165,23 @@ def colormap_for(request: Request) -> ColorMap:
     )
 
 
+def draft_render(request: Request, colormap: ColorMap | None) -> DraftRender:
+    """The CPU photo render of `request` (DESIGN §10); `colormap` is its map for the top shot."""
+    return render_draft(
+        shot=request.render.shot,
+        light_name=request.render.light,
+        background=request.render.background,
+        colormap=colormap,
+        colors=[c.rgb for c in request.colors],
+        fractions=[c.fraction for c in request.colors],
+        width=request.width,
+        height=request.height,
+        angle=request.angle,
+        granule_size=request.granule_size,
+        seed=request.seed,
+    )
+
+
 def _measure(image: np.ndarray, colormap: ColorMap, fractions: list[float]) -> Measurement:
     return measure(image, colormap.tile_mask, colormap.colors, fractions)
 
@@ -159,7 +193,7 @@ def _write_images(
     control_image: Image.Image | None,
     request: Request,
 ) -> list[Path]:
-    final_image = Image.fromarray(final, mode="RGB")
+    final_image = Image.fromarray(final, mode="RGBA" if final.shape[2] == 4 else "RGB")
     preview = final_image.copy()
     preview.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
     images: list[tuple[str, Image.Image]] = [

@@ -15,6 +15,7 @@ from typing import Any
 from plitka.diffusion_types import DEFAULT_STRENGTH
 from plitka.params_colors import EXAMPLE_COLOR, ColorRequest, parse_colors
 from plitka.params_overrides import Overrides, parse_overrides
+from plitka.params_render import RENDER_KEYS, RenderOptions, check_render_applicability, parse_render_options
 from plitka.problems import Problem, RequestError, parse_choice, reject_unknown_keys, show, type_name
 
 MAX_SEED = 2**32 - 1
@@ -38,7 +39,7 @@ QUALITY_PRESETS = {
     "high": QualityPreset(size=1024, steps=45),
 }
 
-TOP_LEVEL_KEYS = ("colors", "angle", "quality", "seed", "granule_size", "overrides")
+TOP_LEVEL_KEYS = ("colors", "angle", "quality", "seed", "granule_size", "overrides", *RENDER_KEYS)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class Request:
     seed_source: str
     granule_size: str
     overrides: Overrides = field(default_factory=Overrides)
+    render: RenderOptions = field(default_factory=RenderOptions)
+
+    @property
+    def init_image(self) -> str:
+        """What the diffusion starts from: the colour map (default) or the draft's top render."""
+        return self.overrides.init_image or "colormap"
 
     @property
     def width(self) -> int:
@@ -98,6 +105,7 @@ class Request:
             "seed": self.seed,
             "seed_source": self.seed_source,
             "granule_size": self.granule_size,
+            **self.render.to_dict(),
             "width": self.width,
             "height": self.height,
             "overrides": {k: v for k, v in asdict(self.overrides).items() if v is not None},
@@ -118,6 +126,10 @@ def parse_request(raw: str | dict[str, Any]) -> Request:
     seed, seed_source = _parse_seed(data.get("seed"), problems)
     granule = parse_choice(data.get("granule_size"), "granule_size", GRANULE_SIZES, "medium", problems)
     overrides = parse_overrides(data.get("overrides"), problems)
+    render, render_sent = parse_render_options(data, problems)
+    check_render_applicability(
+        quality, render_sent, render, overrides.init_image, overrides.width, overrides.height, problems
+    )
 
     if quality != "draft" and not problems:
         _check_denoising_steps(quality, overrides, problems)
@@ -132,6 +144,7 @@ def parse_request(raw: str | dict[str, Any]) -> Request:
         seed_source=seed_source,
         granule_size=granule,
         overrides=overrides,
+        render=render,
     )
 
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from plitka.params_render import DRAFT_MAX_SIZE, INIT_IMAGES
 from plitka.problems import Problem, parse_choice, reject_unknown_keys, show, type_name
 
 CONTROLNET_KINDS = ("canny", "hed", "lineart", "none")
@@ -26,6 +27,7 @@ class Overrides:
     color_lock: float | None = None
     width: int | None = None
     height: int | None = None
+    init_image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,9 @@ OVERRIDE_RULES: dict[str, _Rule] = {
     "negative_prompt": _Rule("text", 0, 1000),
     "lora_scale": _Rule("number", 0, 1.5),
     "color_lock": _Rule("number", 0, 1),
-    "width": _Rule("size", 512, 1536),
-    "height": _Rule("size", 512, 1536),
+    "width": _Rule("size", 512, DRAFT_MAX_SIZE),
+    "height": _Rule("size", 512, DRAFT_MAX_SIZE),
+    "init_image": _Rule("init_image"),
 }
 
 
@@ -98,6 +101,8 @@ def _check_override(key: str, rule: _Rule, value: Any, problems: list[Problem]) 
         return None
     if rule.kind == "choice":
         return parse_choice(value, where, CONTROLNET_KINDS, "canny", problems)
+    if rule.kind == "init_image":
+        return parse_choice(value, where, INIT_IMAGES, "colormap", problems)
     if rule.kind == "text":
         if not isinstance(value, str):
             problems.append(Problem(where, f"must be a string, got {type_name(value)}.", "send text."))

@@ -1,0 +1,109 @@
+"""The four shots: which granules the camera sees and where (DESIGN §10).
+
+- `top`: exactly today's colour map (same chips, colours and framing), seen from straight above,
+  with a soft shadow under the tile;
+- `macro`: about a sixth of the tile's width fills the frame, granules six times larger;
+- `perspective` and `floor`: tiles in 3-D (plitka.render.laid).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from plitka.colormap import (
+    GRANULE_DIAMETER,
+    MIN_CHIP_DIAMETER,
+    REFERENCE_SIZE,
+    ColorMap,
+    assign_colors,
+    chip_tessellation,
+    tile_side,
+)
+from plitka.render.laid import FLOOR, PERSPECTIVE, laid_scene
+from plitka.render.lighting import Light
+from plitka.render.scene import Scene
+
+SHOTS = ("top", "perspective", "macro", "floor")
+MACRO_FRACTION = 1 / 6
+MACRO_EDGE_ROUGHNESS = 0.06  # cut chips: nearly straight polygon edges
+TOP_SHADOW = 0.35
+
+
+def build_scene(
+    shot: str,
+    colormap: ColorMap | None,
+    colors: Sequence[tuple[int, int, int]],
+    fractions: Sequence[float],
+    width: int,
+    height: int,
+    angle: float,
+    granule_size: str,
+    seed: int,
+    light: Light,
+) -> Scene:
+    """The scene of `shot`; `top` needs the request's colour map, the others build their own."""
+    if shot == "top":
+        if colormap is None:
+            raise ValueError("the top shot renders the request's colour map; pass it")
+        return top_scene(colormap, granule_size)
+    if shot == "macro":
+        return macro_scene(colors, fractions, width, height, granule_size, seed)
+    if shot in ("perspective", "floor"):
+        layout = PERSPECTIVE if shot == "perspective" else FLOOR
+        return laid_scene(layout, colors, fractions, width, height, angle, granule_size, seed, light)
+    raise ValueError(f"unknown shot {shot!r}; expected one of {', '.join(SHOTS)}")
+
+
+def top_scene(colormap: ColorMap, granule_size: str) -> Scene:
+    """The colour map as it is, from above; the shadow falls down and right of the tile."""
+    height, width = colormap.labels.shape
+    mask = colormap.tile_mask.astype(np.float32)
+    shift = 0.008 * min(width, height)
+    moved = cv2.warpAffine(mask, np.float32([[1, 0, shift], [0, 1, 1.5 * shift]]), (width, height))
+    shadow = cv2.GaussianBlur(moved, (0, 0), 1.5 * shift) * TOP_SHADOW
+    diameter = max(GRANULE_DIAMETER[granule_size] * min(width, height) / REFERENCE_SIZE, MIN_CHIP_DIAMETER)
+    return Scene(
+        chip_ids=colormap.chip_ids,
+        labels=colormap.labels,
+        face_mask=colormap.tile_mask,
+        light=None,
+        relief=None,
+        coverage=mask,
+        shadow=shadow,
+        diameter=diameter,
+        colors=colormap.colors,
+        pixel_counts=colormap.pixel_counts,
+    )
+
+
+def macro_scene(
+    colors: Sequence[tuple[int, int, int]],
+    fractions: Sequence[float],
+    width: int,
+    height: int,
+    granule_size: str,
+    seed: int,
+) -> Scene:
+    """A sixth of the tile's width across the frame: the same granules per tile side, magnified."""
+    rng = np.random.default_rng([seed, 5])
+    granules_per_side = tile_side(REFERENCE_SIZE, REFERENCE_SIZE, 0.0) / GRANULE_DIAMETER[granule_size]
+    diameter = max(width, height) / (granules_per_side * MACRO_FRACTION)
+    side = max(width, height)
+    chips = chip_tessellation(side, diameter, rng, MACRO_EDGE_ROUGHNESS)[:height, :width].astype(np.int32)
+    labels, counts, _ = assign_colors(chips, int(chips.max()), fractions, rng)
+    face = np.ones((height, width), dtype=bool)
+    return Scene(
+        chip_ids=chips,
+        labels=labels,
+        face_mask=face,
+        light=None,
+        relief=None,
+        coverage=face.astype(np.float32),
+        shadow=np.zeros((height, width), dtype=np.float32),
+        diameter=diameter,
+        colors=tuple(tuple(int(v) for v in c) for c in colors),
+        pixel_counts=tuple(int(c) for c in counts),
+    )
