@@ -7,6 +7,7 @@ background by its coverage, so its silhouette is anti-aliased where a shot warps
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from plitka.palette import hex_to_rgb
@@ -30,17 +31,16 @@ def composite(
     background: str,
 ) -> np.ndarray:
     """(H, W, 3) RGB or (H, W, 4) RGBA: shadowed background, then the tile by its coverage."""
-    alpha = coverage[..., None]
     colour = background_rgb(background)
     if colour is None:
         # Premultiplied: the shadow is black at alpha `shadow`; the tile covers it.
         total = coverage + shadow * (1.0 - coverage)
         safe = np.maximum(total, 1e-6)[..., None]
-        rgb = granules.astype(np.float32) * (alpha / safe)
+        rgb = granules.astype(np.float32) * (coverage[..., None] / safe)
         out = np.empty((*coverage.shape, 4), dtype=np.uint8)
         out[..., :3] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
         out[..., 3] = np.clip(np.rint(total * 255), 0, 255).astype(np.uint8)
         return out
-    lit = (1.0 - shadow)[..., None] * np.asarray(colour, dtype=np.float32)
-    rgb = lit + (granules.astype(np.float32) - lit) * alpha
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    light = 1.0 - shadow
+    lit = cv2.merge([np.clip(np.rint(light * c), 0, 255).astype(np.uint8) for c in colour])
+    return cv2.blendLinear(granules, lit, coverage, light * 0 + (1.0 - coverage))

@@ -147,8 +147,8 @@ def _normalising_gains(
     safe_high: np.ndarray,
     count: int,
 ) -> np.ndarray:
-    """Per colour the gain g with mean(∛clamp(g·s)) = 1 over its face pixels (every 2nd row, column)."""
-    sample = (slice(None, None, 2), slice(None, None, 2))
+    """Per colour the gain g with mean(∛clamp(g·s)) = 1 over its face pixels (every 3rd row, column)."""
+    sample = (slice(None, None, 3), slice(None, None, 3))
     sample_labels = np.where(face_mask[sample], labels[sample], count).ravel()
     sample_scale = diffuse[sample].ravel()
     gains = np.ones(count + 1, dtype=np.float64)
