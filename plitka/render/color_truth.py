@@ -31,7 +31,7 @@ from plitka.palette import srgb_to_linear
 ENCODE_LEVELS = 8192
 SCALE_GRID = np.exp(np.linspace(np.log(0.05), np.log(8.0), 1200))
 SAFETY = 0.985  # shrink each safe range a little: the clamp works before 8-bit rounding
-NORMALISE_PASSES = 3
+NORMALISE_PASSES = 20  # fixed-point passes; a colour clamped on both sides converges slowly
 
 
 def _encode_table() -> np.ndarray:
