@@ -15,12 +15,24 @@ from pathlib import Path as SystemPath
 # Before anything imports huggingface_hub: nothing is ever fetched from a hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from cog import BaseRunner, Input, Path
+from cog import BaseModel, BaseRunner, Input, Path
 
 from plitka.form import request_from_inputs
 from plitka.generate import generate
 from plitka.pipelines import PipelineManager
 from plitka.progress import print_progress
+
+
+class Output(BaseModel):
+    """Named outputs (docs/outputs.md): read them by name, never by position — on Replicate each file
+    URL is filled in when its upload finishes, so no order is guaranteed."""
+
+    tile: Path
+    preview: Path
+    colormap: Path
+    control: Path | None
+    legend: Path
+    report: Path
 
 
 class Predictor(BaseRunner):
@@ -133,8 +145,9 @@ class Predictor(BaseRunner):
         color_lock: float = Input(
             default=1.0, ge=0, le=1, description="1 = exact requested shares; 0 = the model's own colours."
         ),
-    ) -> list[Path]:
-        """Render the tile; returns tile, preview, colour map, [control], legend, report.json."""
+    ) -> Output:
+        """Render the tile; returns the tile, its preview, colour map, control image (or null), legend and
+        report.json by name."""
         request = request_from_inputs(
             params_json,
             {
@@ -155,5 +168,5 @@ class Predictor(BaseRunner):
             shutil.rmtree(self.last_out_dir, ignore_errors=True)
         out_dir = self.last_out_dir = SystemPath(tempfile.mkdtemp(prefix="plitka-"))
         result = generate(request, out_dir, renderer=self.renderer, progress=print_progress)
-        return [Path(p) for p in result.files]
+        return Output(**{name: Path(path) if path else None for name, path in result.outputs.items()})
     # fmt: on

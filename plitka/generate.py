@@ -1,8 +1,9 @@
 """One request end to end: colour map -> render -> measured report -> files (DESIGN §4, step 5).
 
-Output files, always in this order (the Replicate web UI shows the first one large):
-`tile.png` (final image), `preview.png` (512 px), `colormap.png` (the very map used),
-`control.png` (only when a ControlNet ran), `legend.png`, `report.json` (always last).
+Outputs are named, never positional (`OUTPUT_NAMES`): on Replicate coglet appends each file URL when
+its upload finishes, so a list would arrive in upload order. `tile` (final image), `preview` (512²,
+letterboxed), `colormap` (the very map used), `control` (None unless a ControlNet ran), `legend`,
+`report` (report.json).
 """
 
 from __future__ import annotations
@@ -27,15 +28,20 @@ from plitka.measure import Measurement, measure
 from plitka.params import Request
 from plitka.prompts import build_negative_prompt, build_prompt, caption_colors
 from plitka.render import DraftRender, render_draft
+from weights import InstalledWeights
 
 PREVIEW_SIZE = 512
 PNG_WRITERS = 2
 PNG_COMPRESS_LEVEL = 1
+OUTPUT_NAMES = ("tile", "preview", "colormap", "control", "legend", "report")
 REPORT_NAME = "report.json"
 
 
 class Renderer(Protocol):
-    """What renders a diffusion quality (`preview`/`standard`/`high`): the SDXL pipeline manager."""
+    """What renders a diffusion quality (`preview`/`standard`/`high`): the SDXL pipeline manager.
+    Its `weights` (demo flag and ids) go into every report, the draft's included."""
+
+    weights: InstalledWeights
 
     def render(
         self,
@@ -49,9 +55,10 @@ class Renderer(Protocol):
 
 @dataclass
 class GenerationResult:
-    """The files of one prediction, in output order, and the report written to `report.json`."""
+    """The files of one prediction by output name (`OUTPUT_NAMES`; `control` may be None) and the
+    report written to `report.json`."""
 
-    files: list[Path]
+    outputs: dict[str, Path | None]
     report: dict[str, Any] = field(default_factory=dict)
 
 
@@ -80,7 +87,7 @@ def generate(
         render: dict[str, Any] = {
             "pipeline": "draft",
             "controlnet": None,
-            "demo_weights": False,
+            **_weights_fields(renderer),
             "render": drawn.info,
         }
         control_image = None
@@ -102,7 +109,7 @@ def generate(
         render = {
             "pipeline": rendered.pipeline,
             "controlnet": rendered.controlnet,
-            "demo_weights": rendered.info["demo_weights"],
+            **_weights_fields(renderer),
             "render": {**rendered.info, "shot": "top", "init_image": request.init_image},
         }
         warnings = list(rendered.info.get("render_warnings", [])) + warnings
@@ -132,7 +139,8 @@ def generate(
         measured.update(locked, final=locked["after_lock"])
     timings["color_lock_and_measure"] = time.perf_counter() - lock_started
 
-    files = _write_images(out_dir, final, colormap, control_image, request)
+    outputs: dict[str, Path | None] = _write_images(out_dir, final, colormap, control_image, request)
+    outputs["report"] = out_dir / REPORT_NAME
     timings["total"] = time.perf_counter() - started
     report = {
         "plitka_version": __version__,
@@ -141,15 +149,14 @@ def generate(
         "negative_prompt": negative_prompt,
         "seed": request.seed,
         **render,
-        "outputs": [p.name for p in files] + [REPORT_NAME],
+        "outputs": {name: path.name if path else None for name, path in outputs.items()},
         "measured": measured,
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "warnings": warnings,
     }
-    report_path = out_dir / REPORT_NAME
-    report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return GenerationResult(files=[*files, report_path], report=report)
+    outputs["report"].write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return GenerationResult(outputs=outputs, report=report)
 
 
 def colormap_for(request: Request) -> ColorMap:
@@ -182,6 +189,14 @@ def draft_render(request: Request, colormap: ColorMap | None) -> DraftRender:
     )
 
 
+def _weights_fields(renderer: Renderer | None) -> dict[str, Any]:
+    """Which weights this process serves with, in every report: a draft made on a demo-weights server
+    says so as well. Without a renderer (library use) there are no weights to name."""
+    if renderer is None:
+        return {"demo_weights": None, "weights": None}
+    return {"demo_weights": renderer.weights.demo, "weights": renderer.weights.ids}
+
+
 def _measure(image: np.ndarray, colormap: ColorMap, fractions: list[float]) -> Measurement:
     return measure(image, colormap.tile_mask, colormap.colors, fractions)
 
@@ -192,23 +207,33 @@ def _write_images(
     colormap: ColorMap,
     control_image: Image.Image | None,
     request: Request,
-) -> list[Path]:
-    final_image = Image.fromarray(final, mode="RGBA" if final.shape[2] == 4 else "RGB")
-    preview = final_image.copy()
-    preview.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
-    images: list[tuple[str, Image.Image]] = [
-        ("tile.png", final_image),
-        ("preview.png", preview),
-        ("colormap.png", colormap.image()),
-    ]
-    if control_image is not None:
-        images.append(("control.png", control_image))
-    images.append(("legend.png", render_legend(request)))
-    paths = [out_dir / name for name, _ in images]
+) -> dict[str, Path | None]:
+    """Every image output by name, `control` None when no ControlNet ran."""
+    final_image = Image.fromarray(final)
+    images: dict[str, Image.Image | None] = {
+        "tile": final_image,
+        "preview": letterbox(final_image, PREVIEW_SIZE),
+        "colormap": colormap.image(),
+        "control": control_image,
+        "legend": render_legend(request),
+    }
+    written = {name: image for name, image in images.items() if image is not None}
+    paths = {name: out_dir / f"{name}.png" for name in written}
     # zlib releases the GIL: encoding the PNGs side by side halves the time spent after the render.
     with ThreadPoolExecutor(max_workers=PNG_WRITERS) as pool:
-        list(pool.map(_save_png, [image for _, image in images], paths))
-    return paths
+        list(pool.map(_save_png, written.values(), paths.values()))
+    return {name: paths.get(name) for name in images}
+
+
+def letterbox(image: Image.Image, size: int) -> Image.Image:
+    """`image` scaled to fit `size`² and centred on a square canvas, so every preview has the same
+    shape whatever the aspect ratio: white for RGB, transparent for RGBA images."""
+    scaled = image.copy()
+    scaled.thumbnail((size, size), Image.Resampling.LANCZOS)
+    fill = (255, 255, 255, 0) if image.mode == "RGBA" else (255, 255, 255)
+    canvas = Image.new(image.mode, (size, size), fill)
+    canvas.paste(scaled, ((size - scaled.width) // 2, (size - scaled.height) // 2))
+    return canvas
 
 
 def _save_png(image: Image.Image, path: Path) -> None:

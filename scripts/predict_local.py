@@ -113,12 +113,13 @@ def main() -> int:
             f"Prediction failed (HTTP {response.status_code}): {body.get('error') or body}", file=sys.stderr
         )
         return 1
-    files = [decode_output(item) for item in body["output"]]
-    report = json.loads(files[-1])
-    # Data URLs carry no file names; the report (always last) lists them in output order.
-    for name, data in zip(report["outputs"], files, strict=True):
-        (args.out / name).write_bytes(data)
-        print(f"wrote {args.out / name}")
+    # Outputs are named; data URLs carry no file names, so the report names each output's file.
+    files = {name: decode_output(item) for name, item in body["output"].items() if item is not None}
+    report = json.loads(files["report"])
+    for name, data in files.items():
+        path = args.out / report["outputs"][name]
+        path.write_bytes(data)
+        print(f"wrote {path}")
     final = report["measured"]["final"]
     shares = ", ".join(
         f"{c['hex']} {c['measured_percent']}% (target {c['target_percent']}%)" for c in final["colors"]

@@ -60,10 +60,14 @@ class CogServer:
 
 
 def start_cog_server(
-    weights_dir: Path, port: int | None = None, env: dict[str, str] | None = None, log_dir: Path | None = None
+    weights_dir: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    log_dir: Path | None = None,
+    upload_url: str | None = None,
 ) -> CogServer:
     """Start the server on `weights_dir` (PLITKA_WEIGHTS_DIR) and wait until `/health-check` says READY;
-    raise with its log otherwise."""
+    raise with its log otherwise. `upload_url` runs it as Replicate does (`--upload-url`)."""
     port = port or free_port()
     venv_bin = str(Path(sys.executable).parent)
     server_env = {
@@ -79,7 +83,8 @@ def start_cog_server(
     log_path = log_dir / f"cog-server-{port}.log"
     log_file = log_path.open("w", encoding="utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
+        [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"]
+        + (["--upload-url", upload_url] if upload_url else []),
         cwd=ROOT,
         env=server_env,
         stdout=log_file,
@@ -105,9 +110,13 @@ def start_cog_server(
 
 @contextlib.contextmanager
 def running_cog_server(
-    weights_dir: Path, port: int | None = None, env: dict[str, str] | None = None, log_dir: Path | None = None
+    weights_dir: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    log_dir: Path | None = None,
+    upload_url: str | None = None,
 ) -> Iterator[CogServer]:
-    server = start_cog_server(weights_dir, port=port, env=env, log_dir=log_dir)
+    server = start_cog_server(weights_dir, port=port, env=env, log_dir=log_dir, upload_url=upload_url)
     try:
         yield server
     finally:

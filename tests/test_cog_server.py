@@ -45,13 +45,24 @@ def test_server_is_ready_after_setup(server):
     assert requests.get(f"{server.url}/health-check", timeout=5).json()["status"] == "READY"
 
 
-def test_draft_prediction_returns_images_first_and_the_report_last(server):
+def test_draft_prediction_returns_named_outputs(server):
     body = predict(server, params_json=json.dumps(RECIPE)).json()
     assert body["status"] == "succeeded", body.get("error")
-    files = [decode(item) for item in body["output"]]
-    report = json.loads(files[-1])
-    assert report["outputs"] == ["tile.png", "preview.png", "colormap.png", "legend.png", "report.json"]
-    tile, preview, colormap = (Image.open(io.BytesIO(data)) for data in files[:3])
+    output = body["output"]
+    assert set(output) == {"tile", "preview", "colormap", "control", "legend", "report"}
+    assert output["control"] is None
+    report = json.loads(decode(output["report"]))
+    assert report["outputs"] == {
+        "tile": "tile.png",
+        "preview": "preview.png",
+        "colormap": "colormap.png",
+        "control": None,
+        "legend": "legend.png",
+        "report": "report.json",
+    }
+    tile, preview, colormap = (
+        Image.open(io.BytesIO(decode(output[name]))) for name in ("tile", "preview", "colormap")
+    )
     assert tile.size == (1024, 1024) and preview.size == (512, 512) and colormap.size == (1024, 1024)
 
     # Independently of the report: the decoded final image has the requested shares.
@@ -112,7 +123,7 @@ def test_web_form_fields_alone_make_a_request(server):
         seed=7,
     ).json()
     assert body["status"] == "succeeded", body.get("error")
-    report = json.loads(decode(body["output"][-1]))
+    report = json.loads(decode(body["output"]["report"]))
     assert [c["code"] for c in report["request"]["colors"]] == ["GRSGRN", "WHITE"]
     assert report["measured"]["final"]["max_error_pp"] <= 0.1
 

@@ -30,9 +30,8 @@ def predict(server, params: dict) -> dict:
 
 
 def files_of(body: dict) -> dict[str, bytes]:
-    data = [base64.b64decode(item.partition(",")[2]) for item in body["output"]]
-    report = json.loads(data[-1])
-    return dict(zip(report["outputs"], data, strict=True))
+    """The named outputs that are present (`control` is null without a ControlNet), decoded."""
+    return {name: base64.b64decode(item.partition(",")[2]) for name, item in body["output"].items() if item}
 
 
 def recipe(angle: float, **overrides) -> dict:
@@ -48,18 +47,12 @@ def recipe(angle: float, **overrides) -> dict:
 def test_rotated_tile_runs_the_hed_controlnet_and_returns_its_control_image(server):
     body = predict(server, recipe(45))
     files = files_of(body)
-    report = json.loads(files["report.json"])
-    assert list(files) == [
-        "tile.png",
-        "preview.png",
-        "colormap.png",
-        "control.png",
-        "legend.png",
-        "report.json",
-    ]
+    report = json.loads(files["report"])
+    assert set(files) == {"tile", "preview", "colormap", "control", "legend", "report"}
+    assert report["outputs"]["control"] == "control.png"
     assert report["pipeline"] == "controlnet_img2img" and report["controlnet"] == "hed"
-    assert Image.open(io.BytesIO(files["tile.png"])).size == (512, 512)
-    assert Image.open(io.BytesIO(files["control.png"])).size == (512, 512)
+    assert Image.open(io.BytesIO(files["tile"])).size == (512, 512)
+    assert Image.open(io.BytesIO(files["control"])).size == (512, 512)
     render = report["render"]
     assert render["steps"] == 4 and render["denoising_steps"] == 3 and render["strength"] == 0.75
     assert report["demo_weights"] is True and render["weights"]["base"].startswith("demo:")
@@ -70,15 +63,15 @@ def test_rotated_tile_runs_the_hed_controlnet_and_returns_its_control_image(serv
 
 
 def test_controlnet_off_is_honoured_at_any_angle(server):
-    report = json.loads(files_of(predict(server, recipe(20, use_controlnet=False)))["report.json"])
+    report = json.loads(files_of(predict(server, recipe(20, use_controlnet=False)))["report"])
     assert report["pipeline"] == "color_img2img" and report["controlnet"] is None
-    assert "control.png" not in report["outputs"]
+    assert report["outputs"]["control"] is None
 
 
 def test_straight_tile_runs_the_colour_pipeline_and_forced_controlnet_is_canny(server):
-    straight = json.loads(files_of(predict(server, recipe(90)))["report.json"])
+    straight = json.loads(files_of(predict(server, recipe(90)))["report"])
     assert straight["pipeline"] == "color_img2img"
-    forced = json.loads(files_of(predict(server, recipe(90, use_controlnet=True)))["report.json"])
+    forced = json.loads(files_of(predict(server, recipe(90, use_controlnet=True)))["report"])
     assert forced["pipeline"] == "controlnet_img2img" and forced["controlnet"] == "canny"
 
 
@@ -98,13 +91,13 @@ def test_colour_lock_makes_the_delivered_shares_exact_and_reports_before_and_aft
         {"name": "green apple", "proportion": 30},
         {"name": "emerald", "proportion": 60},
     ]
-    report = json.loads(files_of(predict(server, params))["report.json"])
+    report = json.loads(files_of(predict(server, params))["report"])
     measured = report["measured"]
     assert measured["color_lock"] == 1.0
     assert measured["after_lock"]["max_error_pp"] <= 0.5
     assert measured["final"] == measured["after_lock"]
     assert measured["before_lock"]["mask_pixels"] == measured["after_lock"]["mask_pixels"]
     unlocked = json.loads(
-        files_of(predict(server, {**params, "overrides": {**FAST, "color_lock": 0}}))["report.json"]
+        files_of(predict(server, {**params, "overrides": {**FAST, "color_lock": 0}}))["report"]
     )
     assert unlocked["measured"]["after_lock"] == unlocked["measured"]["before_lock"]

@@ -19,8 +19,15 @@ def test_previous_outputs_are_removed_when_the_next_prediction_starts(demo_weigh
     predictor = Predictor()
     predictor.setup()
     first = predictor.run(params_json=DRAFT, **form_defaults())
-    assert all(path.exists() for path in first)
+    assert first.tile.exists() and first.report.exists()
     second = predictor.run(params_json=DRAFT, **form_defaults())
-    assert not first[0].parent.exists()
-    assert all(path.exists() for path in second)
-    assert [p.name for p in second] == ["tile.png", "preview.png", "colormap.png", "legend.png", "report.json"]
+    assert not first.tile.parent.exists()
+    assert {name: path.name for name, path in vars(second).items() if path} == {
+        "tile": "tile.png",
+        "preview": "preview.png",
+        "colormap": "colormap.png",
+        "legend": "legend.png",
+        "report": "report.json",
+    }
+    assert second.control is None
+    assert all(path.exists() for path in vars(second).values() if path)

@@ -25,11 +25,12 @@ def test_schema_describes_every_input_with_literal_choices():
     assert next(iter(inputs)) == "params_json" and inputs["params_json"]["default"] == ""
     assert schema["quality"]["enum"] == ["draft", "preview", "standard", "high"]
     assert inputs["seed"]["minimum"] == -1 and inputs["seed"]["maximum"] == 2**32 - 1
-    assert schema["Output"] == {
-        "title": "Output",
-        "type": "array",
-        "items": {"type": "string", "format": "uri"},
-    }
+    output = schema["Output"]
+    assert output["type"] == "object"
+    assert list(output["properties"]) == ["tile", "preview", "colormap", "control", "legend", "report"]
+    assert all(field["format"] == "uri" for field in output["properties"].values())
+    assert output["properties"]["control"]["nullable"] is True
+    assert output["required"] == ["tile", "preview", "colormap", "legend", "report"]
     assert json.loads(SCHEMA_PATH.read_text()) == build_schema()
 
 

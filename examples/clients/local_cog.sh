@@ -16,11 +16,12 @@ except urllib.error.HTTPError as error:  # 422: a typed input broke the schema
     sys.exit(f"HTTP {error.code}: {error.read().decode()}")
 if result["status"] != "succeeded":
     sys.exit(result["error"])
-files = [base64.b64decode(item.split(",", 1)[1]) for item in result["output"]]
-report = json.loads(files[-1])
-for name, data in zip(report["outputs"], files):
-    open(name, "wb").write(data)
-    print("wrote", name)
+# Named outputs: {"tile": "data:image/png;base64,...", ..., "control": null, "report": "data:..."}.
+files = {name: base64.b64decode(item.split(",", 1)[1]) for name, item in result["output"].items() if item}
+report = json.loads(files["report"])
+for name, data in files.items():
+    open(report["outputs"][name], "wb").write(data)
+    print("wrote", report["outputs"][name])
 for color in report["measured"]["final"]["colors"]:
     print(f'{color["hex"]}: {color["measured_percent"]} % (target {color["target_percent"]} %)')
 PY

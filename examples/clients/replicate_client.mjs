@@ -21,8 +21,9 @@ while (["starting", "processing"].includes(prediction.status)) {
   prediction = await (await fetch(prediction.urls.get, { headers })).json();
 }
 if (prediction.status !== "succeeded") throw new Error(prediction.error);
-const report = await (await fetch(prediction.output.at(-1))).json();
-console.log("tile:", prediction.output[0]);
+// Named outputs: tile, preview, colormap, control (null without a ControlNet), legend, report.
+const report = await (await fetch(prediction.output.report)).json();
+console.log("tile:", prediction.output.tile);
 for (const color of report.measured.final.colors) {
   console.log(`${color.hex}: ${color.measured_percent} % (target ${color.target_percent} %)`);
 }

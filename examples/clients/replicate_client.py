@@ -33,10 +33,11 @@ def main() -> None:
         prediction = call(prediction["urls"]["get"], token)
     if prediction["status"] != "succeeded":
         sys.exit(prediction["error"])
+    # Named outputs: tile, preview, colormap, control (None without a ControlNet), legend, report.
     output = prediction["output"]
-    with urllib.request.urlopen(output[-1]) as response:
+    with urllib.request.urlopen(output["report"]) as response:
         report = json.load(response)
-    print("tile:", output[0])
+    print("tile:", output["tile"])
     for color in report["measured"]["final"]["colors"]:
         print(f"{color['hex']}: {color['measured_percent']} % (target {color['target_percent']} %)")
 

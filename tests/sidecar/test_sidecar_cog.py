@@ -38,9 +38,9 @@ def test_draft_jobs_run_in_order_with_real_outputs(draft_cog, sidecar_factory):
     starts = [f["started_at"] for f in finished]
     assert starts == sorted(starts)
     first = finished[0]
-    tile = Image.open(io.BytesIO(decode(first["output"][0])))
+    tile = Image.open(io.BytesIO(decode(first["output"]["tile"])))
     assert tile.size == (512, 512)
-    report = json.loads(decode(first["output"][-1]))
+    report = json.loads(decode(first["output"]["report"]))
     assert report["request"]["seed"] == RECIPE["seed"]
     assert [c["proportion_percent"] for c in report["request"]["colors"]] == [60.0, 40.0]
     assert first["run_seconds"] > 0 and first["position"] is None and first["progress"] == 100.0

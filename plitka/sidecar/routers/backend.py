@@ -81,9 +81,10 @@ async def _draft_prediction(client: CogClient, timeout: float, started: float) -
         return _check("prediction", "failed", str(error), started)
     if code == 409:
         return _check("prediction", "skipped", "the server became busy (409); retry when idle.", started)
-    outputs = body.get("output") or []
-    if body.get("status") == "succeeded" and outputs:
-        return _check("prediction", "passed", f"draft render returned {len(outputs)} outputs", started)
+    outputs = body.get("output")
+    if body.get("status") == "succeeded" and isinstance(outputs, dict) and outputs.get("tile"):
+        named = ", ".join(name for name, value in outputs.items() if value)
+        return _check("prediction", "passed", f"draft render returned outputs {named}", started)
     error = body.get("error") or body.get("detail") or f"HTTP {code}, status {body.get('status')}"
     return _check("prediction", "failed", f"draft render failed: {error}", started)
 
