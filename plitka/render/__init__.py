@@ -71,6 +71,7 @@ def render_draft(
         "granule_mean_diameter_px": round(mean_diameter, 2),
         "clamped_percent": round(100 * exposure.clamped_fraction, 2),
         "class_safe_table_cells_repaired": exposure.repaired_cells,
+        "sheen": [round(v, 3) for v in exposure.sheen],
     }
     return DraftRender(image=image, face=face, info=info)
 

@@ -5,11 +5,11 @@ factor `s` on the albedo in linear light; scaling linear RGB by `s` scales every
 coordinate's cube-root term by ∛s, so the mean Lab of a colour's pixels equals its `hex` when the
 mean of ∛s over them is 1. `expose` therefore
 
-1. normalises `s` per colour by the gain g = mean(∛s)⁻³ (measured on the measured face);
-2. clamps `s` per colour to the range of scales in which the pixel is still nearest (ΔE76) to its
-   own colour among the requested ones — a white in shadow must not read as pearl — and
-   re-normalises, twice, so clamping does not shift the mean;
-3. adds the achromatic binder specular.
+1. clamps `s` per colour to the range of scales in which the pixel is still nearest (ΔE76) to its
+   own colour among the requested ones — a white in shadow must not read as pearl;
+2. adds the achromatic binder specular;
+3. applies a per-colour gain chosen on the face's exact histogram of encoded colours, so that the
+   colour's mean L* equals the palette colour's after clamping, specular and 8-bit rounding.
 
 Every colour a granule pixel can get is a cell of one table (colour x scale x specular), so the
 class check is exhaustive and done once per cell: a cell that reads as another requested colour
@@ -31,7 +31,6 @@ from plitka.palette import srgb_to_linear
 ENCODE_LEVELS = 8192
 SCALE_GRID = np.exp(np.linspace(np.log(0.05), np.log(8.0), 1200))
 SAFETY = 0.985  # shrink each safe range a little: the clamp works before 8-bit rounding
-NORMALISE_PASSES = 20  # fixed-point passes; a colour clamped on both sides converges slowly
 
 
 def _encode_table() -> np.ndarray:
@@ -83,6 +82,10 @@ def safe_scale_ranges(colors: Sequence[tuple[int, int, int]]) -> tuple[np.ndarra
 SCALE_LEVELS = 1024
 SCALE_RANGE = (0.05, 8.0)
 SPECULAR_LEVELS = 16
+SHEEN_DELTA_E = 1.5  # a colour whose mean drifts further than this gets half the sheen, again
+SHEEN_HALVINGS = 4
+_LOG_LOW, _LOG_HIGH = float(np.log(SCALE_RANGE[0])), float(np.log(SCALE_RANGE[1]))
+SCALE_STEPS = np.exp(np.linspace(_LOG_LOW, _LOG_HIGH, SCALE_LEVELS))
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Exposure:
     clamped_fraction: float
     repaired_cells: int
     gains: tuple[float, ...]
+    sheen: tuple[float, ...]
 
 
 def expose(
@@ -106,103 +110,156 @@ def expose(
     """(H, W, 3) uint8 granule colours (black where labels < 0).
 
     A pixel's colour depends only on (its colour, its diffuse scale, its specular), so the encoded
-    colours are a table over those three, quantised finely (scale in 0.5 % steps, specular in
-    16 levels): the clamp and the class check are done once per table cell, not per pixel, and
-    every pixel is one table lookup.
+    colours are a table over those three, quantised finely (scale in 0.5 % steps on a log axis,
+    specular in 16 levels). The class check is done once per table cell, every pixel is one
+    lookup, and the face's histogram over the cells gives each colour's mean Lab *exactly as the
+    measurement will see it*: the per-colour gain is a shift along the scale axis chosen so that
+    mean L* equals the palette colour's. Off the measured face (bevels, side faces) the same
+    colours are drawn from unclamped rows: they are not measured and may be as dark as the light
+    makes them.
     """
     count = len(colors)
     safe_low, safe_high = safe_scale_ranges(colors)
-    gains = _normalising_gains(diffuse, labels, face_mask, safe_low, safe_high, count)
 
-    log_low, log_high = np.log(SCALE_RANGE[0]), np.log(SCALE_RANGE[1])
-    scale_steps = np.exp(np.linspace(log_low, log_high, SCALE_LEVELS))
-    spec_steps = np.linspace(0.0, specular_max, SPECULAR_LEVELS)
-    table, repaired = _color_table(colors, scale_steps, spec_steps, safe_low, safe_high)
-
-    safe_labels = np.where(labels >= 0, labels, count).astype(np.int32)
-    scaled = diffuse * np.append(gains, 1.0).astype(np.float32)[safe_labels]
-    clamped_fraction = _clamped_fraction(scaled, safe_labels, face_mask, safe_low, safe_high)
-    level = cv2.log(np.maximum(scaled, SCALE_RANGE[0]))
+    level = cv2.log(np.maximum(diffuse, SCALE_RANGE[0]))
     level = np.clip(
-        (level - log_low) * ((SCALE_LEVELS - 1) / (log_high - log_low)) + 0.5, 0, SCALE_LEVELS - 1
+        (level - _LOG_LOW) * ((SCALE_LEVELS - 1) / (_LOG_HIGH - _LOG_LOW)) + 0.5, 0, SCALE_LEVELS - 1
     )
+    level = level.astype(np.int32)
     spec_level = np.clip(specular * ((SPECULAR_LEVELS - 1) / specular_max) + 0.5, 0, SPECULAR_LEVELS - 1)
-    index = (safe_labels * SCALE_LEVELS + level.astype(np.int32)) * SPECULAR_LEVELS + spec_level.astype(
-        np.int32
-    )
+    spec_level = spec_level.astype(np.int32)
+
+    face_labels = labels[face_mask].astype(np.int64)
+    cells = (face_labels * SCALE_LEVELS + level[face_mask]) * SPECULAR_LEVELS + spec_level[face_mask]
+    histogram = np.bincount(cells, minlength=count * SCALE_LEVELS * SPECULAR_LEVELS)
+    histogram = histogram.reshape(count, SCALE_LEVELS, SPECULAR_LEVELS)
+    sheen = np.ones(count)
+    for _ in range(SHEEN_HALVINGS + 1):
+        face_table, repaired = _color_table(colors, SCALE_STEPS, specular_max, sheen, safe_low, safe_high)
+        shifts = _lightness_shifts(histogram, face_table, colors)
+        drifted = _mean_delta_e(histogram, face_table, shifts, colors) > SHEEN_DELTA_E
+        if not drifted.any():
+            break
+        sheen[drifted] /= 2
+    free_table, _ = _color_table(colors, SCALE_STEPS, specular_max, sheen, None, None)
+    table = np.concatenate([face_table, free_table, np.zeros_like(face_table[:1])])
+
+    row = np.where(labels >= 0, labels.astype(np.int32) + np.where(face_mask, 0, count), 2 * count)
+    shift_table = np.concatenate([shifts, shifts, [0]]).astype(np.int32)
+    shifted = np.clip(level + shift_table[row], 0, SCALE_LEVELS - 1)
+    index = (row * SCALE_LEVELS + shifted) * SPECULAR_LEVELS + spec_level
     rgb = table.reshape(-1, 3)[index]
     return Exposure(
         rgb=rgb,
-        clamped_fraction=clamped_fraction,
+        clamped_fraction=_clamped_fraction(histogram, shifts, safe_low, safe_high),
         repaired_cells=repaired,
-        gains=tuple(float(g) for g in gains),
+        gains=tuple(float(np.exp(shift * (_LOG_HIGH - _LOG_LOW) / (SCALE_LEVELS - 1))) for shift in shifts),
+        sheen=tuple(float(v) for v in sheen),
     )
 
 
-def _normalising_gains(
-    diffuse: np.ndarray,
-    labels: np.ndarray,
-    face_mask: np.ndarray,
-    safe_low: np.ndarray,
-    safe_high: np.ndarray,
-    count: int,
+def _lightness_shifts(
+    histogram: np.ndarray, table: np.ndarray, colors: Sequence[tuple[int, int, int]]
 ) -> np.ndarray:
-    """Per colour the gain g with mean(∛clamp(g·s)) = 1 over its face pixels (every 3rd row, column)."""
-    sample = (slice(None, None, 3), slice(None, None, 3))
-    sample_labels = np.where(face_mask[sample], labels[sample], count).ravel()
-    sample_scale = diffuse[sample].ravel()
-    gains = np.ones(count + 1, dtype=np.float64)
-    counts = np.bincount(sample_labels, minlength=count + 1)[:count]
-    for _ in range(NORMALISE_PASSES):
-        clamped = np.clip(
-            sample_scale * gains[sample_labels], safe_low[sample_labels], safe_high[sample_labels]
-        )
-        roots = np.bincount(sample_labels, weights=np.cbrt(clamped), minlength=count + 1)[:count]
-        mean_root = np.where(counts > 0, roots / np.maximum(counts, 1), 1.0)
-        gains[:count] /= mean_root**3
-    return gains[:count].astype(np.float32)
+    """Per colour the scale shift (in table levels) whose mean L* over the face is nearest the colour's.
+
+    Mean L* grows with the shift, so a bisection over the shift finds it in ~11 evaluations, each
+    a weighted sum over the colour's table row.
+    """
+    targets = colors_to_lab(colors)[:, 0]
+    shifts = np.zeros(len(colors), dtype=np.int64)
+    levels = np.arange(SCALE_LEVELS)
+    for index in range(len(colors)):
+        weights = histogram[index]
+        total = weights.sum()
+        if total == 0:
+            continue
+        lightness = lab_planes(table[index])[0]  # (levels, speculars)
+
+        def mean_lightness(shift: int, weights=weights, lightness=lightness, total=total) -> float:
+            rows = np.clip(levels + shift, 0, SCALE_LEVELS - 1)
+            return float((weights * lightness[rows]).sum() / total)
+
+        low, high = -SCALE_LEVELS, SCALE_LEVELS
+        while high - low > 1:
+            middle = (low + high) // 2
+            if mean_lightness(middle) < targets[index]:
+                low = middle
+            else:
+                high = middle
+        below, above = mean_lightness(low), mean_lightness(high)
+        shifts[index] = low if abs(below - targets[index]) <= abs(above - targets[index]) else high
+    return shifts
 
 
-def _clamped_fraction(
-    scaled: np.ndarray, labels: np.ndarray, face_mask: np.ndarray, low: np.ndarray, high: np.ndarray
-) -> float:
-    outside = (scaled < low[labels]) | (scaled > high[labels])
-    return float((outside & face_mask).sum() / max(int(face_mask.sum()), 1))
+def _mean_delta_e(
+    histogram: np.ndarray, table: np.ndarray, shifts: np.ndarray, colors: Sequence[tuple[int, int, int]]
+) -> np.ndarray:
+    """Per colour, ΔE76 between its face pixels' mean Lab (from the histogram) and the colour."""
+    targets = colors_to_lab(colors)
+    errors = np.zeros(len(colors))
+    for index, shift in enumerate(shifts):
+        weights = histogram[index]
+        total = weights.sum()
+        if total == 0:
+            continue
+        rows = np.clip(np.arange(SCALE_LEVELS) + shift, 0, SCALE_LEVELS - 1)
+        planes = lab_planes(table[index][rows])
+        mean = (planes * weights[None]).reshape(3, -1).sum(axis=1) / total
+        errors[index] = float(np.linalg.norm(mean - targets[index]))
+    return errors
+
+
+def _clamped_fraction(histogram: np.ndarray, shifts: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    """Share of face pixels whose shaded scale fell outside their colour's safe range."""
+    clamped = 0
+    for index, shift in enumerate(shifts):
+        scales = SCALE_STEPS[np.clip(np.arange(SCALE_LEVELS) + shift, 0, SCALE_LEVELS - 1)]
+        outside = (scales < low[index]) | (scales > high[index])
+        clamped += int(histogram[index][outside].sum())
+    return clamped / max(int(histogram.sum()), 1)
 
 
 def _color_table(
     colors: Sequence[tuple[int, int, int]],
     scale_steps: np.ndarray,
-    spec_steps: np.ndarray,
-    safe_low: np.ndarray,
-    safe_high: np.ndarray,
+    specular_max: float,
+    sheen: np.ndarray,
+    safe_low: np.ndarray | None,
+    safe_high: np.ndarray | None,
 ) -> tuple[np.ndarray, int]:
-    """(K + 1, scales, speculars, 3) uint8 encoded colours; the last colour row is unused (black).
+    """(K, scales, speculars, 3) uint8 encoded colours: albedo x scale + specular.
 
-    Each cell is albedo x clamp(scale) + specular, encoded. A cell that still reads as another
-    requested colour (the specular's loss of chroma, or 8-bit rounding at a range edge) takes the
-    strongest specular of its row that keeps the class, or none: the class check is exhaustive
-    over every colour a pixel can get, so no pixel of the face can change class.
+    `sheen` scales the specular per colour: a white highlight on a dark saturated colour pulls
+    its mean chroma away from the palette colour, which no gain on lightness can bring back, so
+    `expose` halves a colour's sheen until its mean is within SHEEN_DELTA_E.
+    With safe ranges, each cell's scale is clamped to its colour's range, and a cell that still
+    reads as another requested colour (the specular's loss of chroma, or 8-bit rounding at a
+    range edge) takes the strongest specular of its row that keeps the class, or none, or the
+    colour itself: the check is exhaustive over every colour a face pixel can get, so no pixel
+    of the face can change class. Without ranges the table is the plain encoding (off-face rows).
     """
     table_albedo = albedo(colors)
+    spec_steps = np.linspace(0.0, specular_max, SPECULAR_LEVELS)
     count = len(colors)
-    table = np.zeros((count + 1, len(scale_steps), len(spec_steps), 3), dtype=np.uint8)
+    table = np.zeros((count, len(scale_steps), len(spec_steps), 3), dtype=np.uint8)
     references = colors_to_lab(colors)
     repaired = 0
     for index in range(count):
-        scales = np.clip(scale_steps, safe_low[index], safe_high[index])
-        linear = table_albedo[index][None, None, :] * scales[:, None, None] + spec_steps[None, :, None]
+        scales = scale_steps if safe_low is None else np.clip(scale_steps, safe_low[index], safe_high[index])
+        speculars = spec_steps * sheen[index]
+        linear = table_albedo[index][None, None, :] * scales[:, None, None] + speculars[None, :, None]
         cells = encode(linear.astype(np.float32))
-        own = nearest_color(lab_planes(cells), references) == index
-        if count > 1 and not own.all():
-            keep = np.where(own, np.arange(len(spec_steps))[None, :], -1)
-            best = np.maximum.accumulate(keep, axis=1)
-            rows = np.arange(len(scale_steps))[:, None]
-            fallback = np.where(best >= 0, best, 0)
-            repaired += int((~own).sum())
-            cells = cells[rows, fallback]
-            still_other = nearest_color(lab_planes(cells), references) != index
-            cells[still_other] = colors[index]
+        if safe_low is not None and count > 1:
+            own = nearest_color(lab_planes(cells), references) == index
+            if not own.all():
+                keep = np.where(own, np.arange(len(spec_steps))[None, :], -1)
+                best = np.maximum.accumulate(keep, axis=1)
+                rows = np.arange(len(scale_steps))[:, None]
+                repaired += int((~own).sum())
+                cells = cells[rows, np.where(best >= 0, best, 0)]
+                still_other = nearest_color(lab_planes(cells), references) != index
+                cells[still_other] = colors[index]
         table[index] = cells
     return table, repaired
 

@@ -30,6 +30,16 @@ SHOTS = ("top", "perspective", "macro", "floor")
 MACRO_FRACTION = 1 / 6
 MACRO_EDGE_ROUGHNESS = 0.06  # cut chips: nearly straight polygon edges
 TOP_SHADOW = 0.35
+TOP_BEVEL = 0.006
+BEVEL_SLOPE = 0.8
+SOFTBOX_FALLOFF = 0.08
+
+
+def _softbox(width: int, height: int) -> np.ndarray:
+    """A large soft light above the upper left: about 8 % brighter there than at the far corner."""
+    ramp_x = np.linspace(0.5, -0.5, width, dtype=np.float32)[None, :]
+    ramp_y = np.linspace(0.5, -0.5, height, dtype=np.float32)[:, None]
+    return (1.0 + SOFTBOX_FALLOFF * (ramp_x + ramp_y) / 2).astype(np.float32)
 
 
 def build_scene(
@@ -58,9 +68,18 @@ def build_scene(
 
 
 def top_scene(colormap: ColorMap, granule_size: str) -> Scene:
-    """The colour map as it is, from above; the shadow falls down and right of the tile."""
+    """The colour map as it is, from above; the shadow falls down and right of the tile.
+
+    The tile's rim is bevelled (a height ramp over the outer ~0.6 % of the frame, so the key
+    light catches the upper-left edges and the lower-right ones fall into shade), and the
+    softbox's light falls off gently across the tile. Both only modulate shading, which the
+    colour truth step keeps inside each colour's class.
+    """
     height, width = colormap.labels.shape
     mask = colormap.tile_mask.astype(np.float32)
+    bevel = max(TOP_BEVEL * min(width, height), 1.5)
+    inside = cv2.distanceTransform(colormap.tile_mask.view(np.uint8), cv2.DIST_L2, 3)
+    relief = (np.minimum(inside, bevel) - bevel) * BEVEL_SLOPE
     shift = 0.008 * min(width, height)
     moved = cv2.warpAffine(mask, np.float32([[1, 0, shift], [0, 1, 1.5 * shift]]), (width, height))
     shadow = cv2.GaussianBlur(moved, (0, 0), 1.5 * shift) * TOP_SHADOW
@@ -69,8 +88,8 @@ def top_scene(colormap: ColorMap, granule_size: str) -> Scene:
         chip_ids=colormap.chip_ids,
         labels=colormap.labels,
         face_mask=colormap.tile_mask,
-        light=None,
-        relief=None,
+        light=_softbox(width, height),
+        relief=relief,
         coverage=mask,
         shadow=shadow,
         diameter=diameter,

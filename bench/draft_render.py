@@ -1,0 +1,131 @@
+"""Draft renderer benchmark: the new photo renderer per shot against the old flat draft, same run.
+
+Median over at least 20 recipes (1–4 palette colours, random proportions, angles and seeds),
+end to end through `generate()` (colour map or shot geometry, render, measure, every PNG and the
+report). The old flat draft (bench/flat_draft.py) runs the same steps around its shading.
+Goals (issue 10): top 1024² ≤ 0.5 s, perspective and macro ≤ 0.8 s, floor ≤ 1.5 s, top 2048² ≤ 2 s.
+It also prints the worst share error and ΔE on the measured face, and the L* spread of the face
+(contrast) with the clamp's share of pixels: what keeping every pixel in its class costs.
+
+Usage: python bench/draft_render.py [--recipes 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from flat_draft import flat_draft
+
+from plitka.generate import _write_images, colormap_for, generate
+from plitka.measure import measure
+from plitka.palette import palette
+from plitka.params import parse_request
+from plitka.render import face_lightness_spread
+
+CASES = (
+    ("top", 1024, 0.5),
+    ("perspective", 1024, 0.8),
+    ("macro", 1024, 0.8),
+    ("floor", 1024, 1.5),
+    ("top", 2048, 2.0),
+)
+
+
+def recipes(count: int) -> list[dict]:
+    """`count` seeded recipes: 1–4 distinct palette colours, proportions summing to 100."""
+    rng = np.random.default_rng(2026)
+    colours = [c.code for c in palette()]
+    result = []
+    for _ in range(count):
+        k = int(rng.integers(1, 5))
+        names = rng.choice(colours, size=k, replace=False)
+        weights = rng.dirichlet(np.ones(k)) * 100
+        shares = np.maximum(np.round(weights, 1), 1.0)
+        shares[0] += 100 - shares.sum()
+        result.append(
+            {
+                "colors": [
+                    {"name": str(n), "proportion": float(round(p, 1))}
+                    for n, p in zip(names, shares, strict=True)
+                ],
+                "angle": float(rng.choice([0, 15, 30, 45])),
+                "seed": int(rng.integers(0, 2**31)),
+                "quality": "draft",
+            }
+        )
+    return result
+
+
+def flat_draft_end_to_end(request, out_dir: Path) -> None:
+    """The old draft path: colour map, flat shading, the two measurements, the same PNGs."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    colormap = colormap_for(request)
+    final = flat_draft(colormap, request.seed)
+    fractions = [c.fraction for c in request.colors]
+    measure(colormap.rgb, colormap.tile_mask, colormap.colors, fractions)
+    measure(final, colormap.tile_mask, colormap.colors, fractions)
+    _write_images(out_dir, final, colormap, None, request)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--recipes", type=int, default=20)
+    args = parser.parse_args()
+    batch = recipes(max(args.recipes, 1))
+
+    print(f"{len(batch)} recipes, median seconds end to end in generate() (render, measure, PNGs)")
+    header = f"{'shot':<12} {'size':>5} {'old flat':>9} {'new':>7} {'new/old':>8} {'goal':>6}"
+    print(
+        header + f" {'max err pp':>10} {'max ΔE':>7} {'L* std old':>10} {'L* std new':>10} {'clamped %':>9}"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch)
+        for shot, size, goal in CASES:
+            old_times, new_times, errors, deltas, old_spread, new_spread, clamped = [], [], [], [], [], [], []
+            for recipe in batch:
+                overrides = {"width": size, "height": size}
+                request = parse_request({**recipe, "shot": shot, "overrides": overrides})
+                flat_request = parse_request({**recipe, "overrides": overrides})
+                started = time.perf_counter()
+                flat_draft_end_to_end(flat_request, out / "old")
+                old_times.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                result = generate(request, out / "new")
+                new_times.append(time.perf_counter() - started)
+
+                final = result.report["measured"]["final"]
+                errors.append(final["max_error_pp"])
+                deltas.append(max(c["delta_e"] or 0.0 for c in final["colors"]))
+                clamped.append(result.report["render"]["clamped_percent"])
+                tile = np.asarray(Image.open(out / "new" / "tile.png"))
+                face = (np.asarray(Image.open(out / "new" / "colormap.png").convert("RGB")) != 255).any(-1)
+                new_spread.append(face_lightness_spread(tile, face))
+                old_tile = np.asarray(Image.open(out / "old" / "tile.png"))
+                old_face = (np.asarray(Image.open(out / "old" / "colormap.png").convert("RGB")) != 255).any(
+                    -1
+                )
+                old_spread.append(face_lightness_spread(old_tile, old_face))
+            old, new = statistics.median(old_times), statistics.median(new_times)
+            mark = "ok" if new <= goal else "SLOW"
+            print(
+                f"{shot:<12} {size:>5} {old:>9.3f} {new:>7.3f} {new / old:>8.2f} {goal:>5.1f}{mark[0]}"
+                f" {max(errors):>10.2f} {max(deltas):>7.2f} {statistics.median(old_spread):>10.1f}"
+                f" {statistics.median(new_spread):>10.1f} {statistics.median(clamped):>9.1f}"
+            )
+    print("goal column: o = met, S = missed. L* std is the face's lightness spread (contrast), median.")
+
+
+if __name__ == "__main__":
+    main()
