@@ -14,16 +14,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from flat_draft import flat_draft
 
 from plitka.generate import colormap_for, generate
 from plitka.params import parse_request
+
+ROOT = Path(__file__).resolve().parent.parent
 
 RECIPES = {
     "one_color": [("green apple", 100)],
@@ -84,7 +84,9 @@ def comparison(recipe, scratch: Path) -> Image.Image:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -101,10 +103,9 @@ def main() -> None:
         top = render(request_for(RECIPES["two_colors"]), scratch)
         save_small(top.resize((512, 512), Image.Resampling.LANCZOS), args.out / "render_top.png")
         transparent = render(request_for(RECIPES["close_greens"], "perspective", "transparent"), scratch)
-        transparent.resize((THUMB, THUMB), Image.Resampling.LANCZOS).save(
-            args.out / "render_perspective_transparent.png", optimize=True
-        )
-        print(f"docs/img/render_perspective_transparent.png  RGBA, {(args.out / 'render_perspective_transparent.png').stat().st_size // 1024} KB")
+        path = args.out / "render_perspective_transparent.png"
+        transparent.resize((THUMB, THUMB), Image.Resampling.LANCZOS).save(path, optimize=True)
+        print(f"{path.relative_to(ROOT)}  RGBA, {path.stat().st_size // 1024} KB")
     total = sum(p.stat().st_size for p in args.out.glob("render_*.png"))
     print(f"gallery total {total / 1e6:.2f} MB")
 

@@ -44,7 +44,7 @@ class Layout:
 
 
 PERSPECTIVE = Layout(grid=1, elevation=35.0, azimuth=-60.0, distance=3.2, falloff=0.0)
-FLOOR = Layout(grid=3, elevation=35.0, azimuth=-70.0, distance=5.0, falloff=0.35)
+FLOOR = Layout(grid=3, elevation=42.0, azimuth=-70.0, distance=4.2, falloff=0.35)
 
 
 @dataclass
