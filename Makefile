@@ -54,6 +54,7 @@ bench: $(VENV)/.dev-stamp
 	  (rm -rf demo-weights && $(PY) weights.py demo demo-weights)
 	export PLITKA_WEIGHTS_DIR="$${PLITKA_WEIGHTS_DIR:-$(CURDIR)/demo-weights}"; \
 	$(PY) bench/colormap.py && \
+	$(PY) bench/draft_render.py && \
 	$(PY) bench/setup_time.py && \
 	$(PY) bench/controlnet_memory.py && \
 	$(PY) bench/predictor_overhead.py && \
