@@ -82,3 +82,16 @@ def test_each_render_rule_refuses_with_field_and_fix(raw, field, says):
 
 def test_unknown_render_key_suggests_the_right_one():
     assert 'did you mean "shot"' in problems_of(req(quality="draft", shots="top"))["shots"]
+
+
+def test_web_form_shot_and_background_reach_the_request():
+    from plitka.form import FORM_DEFAULTS, request_from_inputs
+
+    form = {**FORM_DEFAULTS, "color_1": "black", "proportion_1": 100, "quality": "draft"}
+    request = request_from_inputs("", {**form, "shot": "floor", "background": "transparent"})
+    assert (request.render.shot, request.render.background) == ("floor", "transparent")
+    # Left at their defaults, the draft-only fields do not trouble a diffusion quality.
+    assert request_from_inputs("", {**form, "quality": "standard"}).render.shot == "top"
+    with pytest.raises(RequestError) as caught:
+        request_from_inputs("", {**form, "quality": "standard", "shot": "macro"})
+    assert caught.value.problems[0].field == "shot"
