@@ -103,21 +103,23 @@ def shade(height: np.ndarray, border_distance: np.ndarray, diameter: float, ligh
 
 
 def _cast_shadow(height: np.ndarray, lx: float, ly: float, lz: float) -> np.ndarray:
-    """1 in light, down to 0.35 where a nearby higher granule blocks the key light."""
+    """1 in light, down to 0.35 where a nearby higher granule blocks the key light.
+
+    Marches a few whole-pixel steps towards the light (array slices, no resampling): a pixel is
+    shadowed by how far the surface there rises above the light ray.
+    """
     planar = math.hypot(lx, ly)
     ux, uy = lx / planar, ly / planar
     rise = lz / planar
+    rows, cols = height.shape
     blocked = np.zeros_like(height)
     for step in SHADOW_STEPS:
-        matrix = np.float32([[1, 0, ux * step], [0, 1, uy * step]])
-        shifted = cv2.warpAffine(
-            height,
-            matrix,
-            (height.shape[1], height.shape[0]),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        np.maximum(blocked, shifted - height - rise * step, out=blocked)
+        dx, dy = round(ux * step), round(uy * step)
+        distance = math.hypot(dx, dy)
+        target = blocked[max(-dy, 0) : rows - max(dy, 0), max(-dx, 0) : cols - max(dx, 0)]
+        here = height[max(-dy, 0) : rows - max(dy, 0), max(-dx, 0) : cols - max(dx, 0)]
+        there = height[max(dy, 0) : rows - max(-dy, 0), max(dx, 0) : cols - max(-dx, 0)]
+        np.maximum(target, there - here - rise * distance, out=target)
     return 1.0 - 0.65 * np.clip(blocked * 0.8, 0.0, 1.0)
 
 

@@ -35,6 +35,15 @@ BEVEL_SLOPE = 0.8
 SOFTBOX_FALLOFF = 0.08
 
 
+def _drop_shadow(mask: np.ndarray, shift: float) -> np.ndarray:
+    """The tile's footprint moved down and right and blurred, computed at a quarter of the size."""
+    height, width = mask.shape
+    small = cv2.resize(mask, (max(width // 4, 1), max(height // 4, 1)), interpolation=cv2.INTER_AREA)
+    moved = cv2.warpAffine(small, np.float32([[1, 0, shift / 4], [0, 1, 1.5 * shift / 4]]), small.shape[::-1])
+    blurred = cv2.GaussianBlur(moved, (0, 0), max(1.5 * shift / 4, 0.5))
+    return cv2.resize(blurred, (width, height), interpolation=cv2.INTER_LINEAR) * TOP_SHADOW
+
+
 def _softbox(width: int, height: int) -> np.ndarray:
     """A large soft light above the upper left: about 8 % brighter there than at the far corner."""
     ramp_x = np.linspace(0.5, -0.5, width, dtype=np.float32)[None, :]
@@ -77,12 +86,10 @@ def top_scene(colormap: ColorMap, granule_size: str) -> Scene:
     """
     height, width = colormap.labels.shape
     mask = colormap.tile_mask.astype(np.float32)
+    shadow = _drop_shadow(mask, 0.008 * min(width, height))
     bevel = max(TOP_BEVEL * min(width, height), 1.5)
     inside = cv2.distanceTransform(colormap.tile_mask.view(np.uint8), cv2.DIST_L2, 3)
     relief = (np.minimum(inside, bevel) - bevel) * BEVEL_SLOPE
-    shift = 0.008 * min(width, height)
-    moved = cv2.warpAffine(mask, np.float32([[1, 0, shift], [0, 1, 1.5 * shift]]), (width, height))
-    shadow = cv2.GaussianBlur(moved, (0, 0), 1.5 * shift) * TOP_SHADOW
     diameter = max(GRANULE_DIAMETER[granule_size] * min(width, height) / REFERENCE_SIZE, MIN_CHIP_DIAMETER)
     return Scene(
         chip_ids=colormap.chip_ids,
