@@ -28,7 +28,7 @@ TILT = 0.2  # standard deviation of a granule's top slope
 FOLD_SLOPE = 0.55  # steepest extra slope beyond a granule's fold line
 OFFSET = 0.12  # standard deviation of a granule's height, in edge radii
 ROUGHNESS = 0.03  # micro-roughness amplitude, in edge radii
-TONE_SPREAD = 0.025  # standard deviation of a granule's L* factor
+TONE_SPREAD = 0.035  # standard deviation of a granule's L* factor
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ LIGHTS = {
     ),
 }
 SHADOW_STEPS = (1.0, 2.0, 3.0, 4.5)
+SHADOW_DARKNESS = 0.5
+NORMAL_SMOOTHING = 0.7  # px
 SEAM_WIDTH = 1.6  # px over which a seam fades out
 
 
@@ -75,8 +77,10 @@ class Shading:
 
 def shade(height: np.ndarray, border_distance: np.ndarray, diameter: float, light: Light) -> Shading:
     """Light a granule height field (px units) seen from straight above the surface."""
-    gx = cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
-    gy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+    # A lens and a real chip's rounded cut edge both soften the one-pixel steps of the plan.
+    smooth = cv2.GaussianBlur(height, (0, 0), NORMAL_SMOOTHING)
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
     inverse_norm = 1.0 / np.sqrt(gx * gx + gy * gy + 1.0)
 
     azimuth = math.radians(light.key_azimuth)
@@ -103,7 +107,7 @@ def shade(height: np.ndarray, border_distance: np.ndarray, diameter: float, ligh
 
 
 def _cast_shadow(height: np.ndarray, lx: float, ly: float, lz: float) -> np.ndarray:
-    """1 in light, down to 0.35 where a nearby higher granule blocks the key light.
+    """1 in light, down to 0.5 where a nearby higher granule blocks the key light.
 
     Marches a few whole-pixel steps towards the light (array slices, no resampling): a pixel is
     shadowed by how far the surface there rises above the light ray.
@@ -120,7 +124,7 @@ def _cast_shadow(height: np.ndarray, lx: float, ly: float, lz: float) -> np.ndar
         here = height[max(-dy, 0) : rows - max(dy, 0), max(-dx, 0) : cols - max(dx, 0)]
         there = height[max(dy, 0) : rows - max(-dy, 0), max(dx, 0) : cols - max(-dx, 0)]
         np.maximum(target, there - here - rise * distance, out=target)
-    return 1.0 - 0.65 * np.clip(blocked * 0.8, 0.0, 1.0)
+    return 1.0 - SHADOW_DARKNESS * np.clip(blocked * 0.8, 0.0, 1.0)
 
 
 def _ambient_occlusion(height: np.ndarray, diameter: float, strength: float) -> np.ndarray:
