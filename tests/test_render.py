@@ -160,3 +160,15 @@ def test_composite_keeps_fully_covered_pixels_exactly():
     for background in ("white", "#123456"):
         assert composite(granules, coverage, shadow, background).tobytes() == granules.tobytes()
     assert composite(granules, coverage, shadow, "transparent")[..., :3].tobytes() == granules.tobytes()
+
+
+def test_daylight_is_another_light_with_the_same_colour_truth(tmp_path):
+    recipe = RECIPES["four pale colours"]
+    generate(request_for(recipe), tmp_path / "studio")
+    result = generate(request_for(recipe, light="daylight"), tmp_path / "daylight")
+    assert result.report["render"]["light"] == "daylight"
+    studio, _ = read_face(tmp_path / "studio")
+    daylight, _ = read_face(tmp_path / "daylight")
+    assert studio.tobytes() != daylight.tobytes()
+    assert result.report["measured"]["final"]["max_error_pp"] <= 0.1
+    assert max(c["delta_e"] for c in result.report["measured"]["final"]["colors"]) <= 2.0

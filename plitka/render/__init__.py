@@ -22,8 +22,6 @@ from plitka.render.lighting import LIGHTS, shade
 from plitka.render.scene import granule_statistics
 from plitka.render.shots import build_scene
 
-SPECULAR_HEADROOM = 1.0
-
 
 @dataclass(frozen=True)
 class DraftRender:
@@ -57,9 +55,7 @@ def render_draft(
     diffuse = shading.diffuse * field.tone
     if scene.light is not None:
         diffuse *= scene.light
-    exposure = expose(
-        diffuse, shading.specular, scene.labels, scene.face_mask, colors, light.specular * SPECULAR_HEADROOM
-    )
+    exposure = expose(diffuse, shading.specular, scene.labels, scene.face_mask, colors, light.specular)
     image = composite(exposure.rgb, scene.coverage, scene.shadow, background)
     face = colormap if shot == "top" and colormap is not None else scene.face_colormap()
     count, mean_diameter = granule_statistics(scene.chip_ids, scene.face_mask)
