@@ -7,12 +7,17 @@ Goals (issue 10): top 1024² ≤ 0.5 s, perspective and macro ≤ 0.8 s, floor �
 It also prints the worst share error and ΔE on the measured face, and the L* spread of the face
 (contrast) with the clamp's share of pixels: what keeping every pixel in its class costs.
 
-Usage: python bench/draft_render.py [--recipes 20]
+With PLITKA_WEIGHTS_DIR set (as `make bench` does), it then starts the real Cog server and
+prints the median `predict_time` of 1024² `top` drafts (goal < 0.6 s).
+
+Usage: python bench/draft_render.py [--recipes 20] [--server-runs 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import sys
 import tempfile
@@ -24,6 +29,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from cog_server import running_cog_server
 from flat_draft import flat_draft
 
 from plitka.generate import _write_images, colormap_for, generate
@@ -77,11 +84,26 @@ def flat_draft_end_to_end(request, out_dir: Path) -> None:
     _write_images(out_dir, final, colormap, None, request)
 
 
+def server_predict_times(batch: list[dict], runs: int, weights_dir: Path) -> list[float]:
+    """`predict_time` reported by the real Cog server for 1024² top drafts (first call not counted)."""
+    times = []
+    with running_cog_server(weights_dir) as server:
+        for index in range(runs + 1):
+            params = json.dumps(batch[index % len(batch)])
+            body = server.predict({"params_json": params}, timeout=300).json()
+            if body["status"] != "succeeded":
+                raise RuntimeError(f"draft failed through the Cog server: {body.get('error')}")
+            if index:
+                times.append(float(body["metrics"]["predict_time"]))
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--recipes", type=int, default=20)
+    parser.add_argument("--server-runs", type=int, default=10)
     args = parser.parse_args()
     batch = recipes(max(args.recipes, 1))
 
@@ -125,6 +147,12 @@ def main() -> None:
                 f" {statistics.median(new_spread):>10.1f} {statistics.median(clamped):>9.1f}"
             )
     print("goal column: o = met, S = missed. L* std is the face's lightness spread (contrast), median.")
+    weights = os.environ.get("PLITKA_WEIGHTS_DIR")
+    if weights and args.server_runs > 0:
+        times = server_predict_times(batch, args.server_runs, Path(weights))
+        print(
+            f"Cog server, top 1024² draft: median predict_time {statistics.median(times):.3f} s (goal 0.6 s)"
+        )
 
 
 if __name__ == "__main__":
