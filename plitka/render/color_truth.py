@@ -148,7 +148,10 @@ def expose(
     shift_table = np.concatenate([shifts, shifts, [0]]).astype(np.int32)
     shifted = np.clip(level + shift_table[row], 0, SCALE_LEVELS - 1)
     index = (row * SCALE_LEVELS + shifted) * SPECULAR_LEVELS + spec_level
-    rgb = table.reshape(-1, 3)[index]
+    # One 4-byte gather per pixel is much faster than gathering 3-byte rows.
+    padded = np.zeros((table.size // 3, 4), dtype=np.uint8)
+    padded[:, :3] = table.reshape(-1, 3)
+    rgb = np.ascontiguousarray(padded.view(np.uint32).ravel()[index][..., None].view(np.uint8)[..., :3])
     return Exposure(
         rgb=rgb,
         clamped_fraction=_clamped_fraction(histogram, shifts, safe_low, safe_high),

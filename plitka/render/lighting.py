@@ -102,7 +102,9 @@ def shade(height: np.ndarray, border_distance: np.ndarray, diameter: float, ligh
     hx, hy, hz = lx, ly, lz + 1.0
     half_norm = math.sqrt(hx * hx + hy * hy + hz * hz)
     cosine = np.maximum((-gx * hx - gy * hy + hz) * inverse_norm / half_norm, 0.0)
-    specular = light.specular * cosine**light.shininess * seam
+    # cosine ** shininess as exp(shininess · log(cosine)): OpenCV's exp/log are several times faster.
+    lobe = cv2.exp(cv2.log(np.maximum(cosine, 1e-6)) * np.float32(light.shininess))
+    specular = light.specular * lobe * seam
     return Shading(diffuse=diffuse.astype(np.float32), specular=specular.astype(np.float32))
 
 
