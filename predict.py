@@ -139,8 +139,8 @@ class Predictor(BaseRunner):
         ),
         controlnet: str = Input(
             default="auto",
-            choices=["auto", "canny", "hed", "lineart", "off"],
-            description="auto = chosen by angle (docs/controlnet.md); off = never.",
+            choices=["auto", "canny", "softedge", "lineart", "off", "hed"],
+            description="auto = chosen by angle (docs/controlnet.md); off = never; hed = old softedge name.",
         ),
         color_lock: float = Input(
             default=1.0, ge=0, le=1, description="1 = exact requested shares; 0 = the model's own colours."

@@ -6,13 +6,15 @@ weights share, so the same loading code runs on both:
     plitka-weights.json         completion marker, written last (kind, ids, size + sha256 per file)
     sdxl-base/                  SDXL base 1.0 (fp16 files, diffusers layout, no VAE)
     vae/                        the fp16-safe SDXL VAE
-    controlnet-{canny,hed,lineart}/   one SDXL ControlNet per edge kind
-    annotators/                 HED and Lineart annotator weights (.pth)
+    controlnet-{canny,softedge,lineart}/   one SDXL ControlNet per edge kind
+    annotators/                 Lineart (sk_model*.pth) and TEED soft-edge (5_model.pth) annotators
     lora/pytorch_lora_weights.safetensors   rubber-tile LoRA (UNet)
     ti/embeddings.safetensors   two-token Textual Inversion: clip_l [2, 768], clip_g [2, 1280]
 
 Nothing is fetched at run time: `check_installed` only reads the marker and file headers, and a
-missing or broken file fails with its name and the command that fixes it.
+missing, broken or unlisted file fails with its name and the command that fixes it. Downloading
+lives in `plitka/weights_download.py` (what to fetch) and `plitka/weights_fetch.py` (hub files
+through huggingface_hub, other URLs, the fp16 conversion).
 
 CLI: `python weights.py list | download [DIR] | verify [DIR] [--full] | demo DIR`.
 """
@@ -20,27 +22,25 @@ CLI: `python weights.py list | download [DIR] | verify [DIR] [--full] | demo DIR
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import shutil
 import struct
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plitka.weights_fetch import hub_endpoint, sha256_of
+
 MARKER = "plitka-weights.json"
 DOWNLOAD_STATE = ".plitka-download.json"
-MARKER_FORMAT = 1
+STAGING = ".plitka-staging"
+MARKER_FORMAT = 2
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 HUB_URL = "{endpoint}/{repo}/resolve/{revision}/{path}"
-CHUNK = 8 * 1024 * 1024
 
 
 class WeightsError(RuntimeError):
@@ -51,43 +51,60 @@ class WeightsError(RuntimeError):
 class WeightFile:
     """One file of the manifest: where it comes from and where it lives in the weights dir.
 
-    `source` is a hub repo id (`repo` + `remote`), an URL or a local path. Hub fp16 files are stored
-    under the plain diffusers name (`remote` ... `.fp16.safetensors` -> `local` ... `.safetensors`) so
-    that demo and real weights load with the same call and no `variant`. Tokenizer files are not
-    `layout_checked`: their names differ between transformers versions (the demo set, saved by
-    transformers 5, has tokenizer.json), and a broken tokenizer fails loudly when it loads.
+    `source` is a hub repo id (with `remote`, the file in the repo, and `revision`), an URL or a local
+    path. Hub fp16 files are stored under the plain diffusers name (`remote` ... `.fp16.safetensors`
+    -> `local` ... `.safetensors`) so that demo and real weights load with the same call and no
+    `variant`; `store_as="fp16"` converts an fp32-only checkpoint once, at download. Tokenizer files
+    are not `layout_checked`: their names differ between transformers versions (the demo set, saved
+    by transformers 5, has tokenizer.json), and a broken tokenizer fails loudly when it loads.
     """
 
     group: str
     local: str
     source: str
     remote: str = ""
+    revision: str = "main"
     sha256: str | None = None
     approx_mb: float = 0.0
     layout_checked: bool = True
+    store_as: str = ""
+
+    @property
+    def hub(self) -> bool:
+        return bool(self.remote)
+
+    @property
+    def source_key(self) -> str:
+        """The exact source recorded per file; a re-run skips a file only when this is unchanged."""
+        if not self.hub:
+            return self.source
+        key = f"hf://{self.source}@{self.revision}/{self.remote}"
+        return f"{key} as {self.store_as}" if self.store_as else key
 
     @property
     def url(self) -> str:
         """Hub files resolve against `HF_ENDPOINT` (a mirror, as huggingface_hub itself allows)."""
-        if self.remote:
-            endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-            return HUB_URL.format(endpoint=endpoint, repo=self.source, revision="main", path=self.remote)
+        if self.hub:
+            return HUB_URL.format(
+                endpoint=hub_endpoint(), repo=self.source, revision=self.revision, path=self.remote
+            )
         return self.source
 
 
 BASE_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
 VAE_REPO = "madebyollin/sdxl-vae-fp16-fix"
+SOFTEDGE_REPO = "SargeZT/controlnet-sd-xl-1.0-softedge-dexined"
 CONTROLNET_REPOS = {
-    "canny": ("diffusers/controlnet-canny-sdxl-1.0", "diffusion_pytorch_model.fp16.safetensors", 2500),
-    "hed": (
-        "SargeZT/controlnet-sd-xl-1.0-softedge-dexined",
-        "controlnet-sd-xl-1.0-softedge-dexined.safetensors",
-        5000,
-    ),
-    "lineart": ("TheMistoAI/MistoLine", "diffusion_pytorch_model.fp16.safetensors", 2500),
+    "canny": ("diffusers/controlnet-canny-sdxl-1.0", "diffusion_pytorch_model.fp16.safetensors", 2500, ""),
+    # fp32 only on the hub (5 GB): stored as fp16 once, at download
+    "softedge": (SOFTEDGE_REPO, "controlnet-sd-xl-1.0-softedge-dexined.safetensors", 2500, "fp16"),
+    "lineart": ("TheMistoAI/MistoLine", "diffusion_pytorch_model.fp16.safetensors", 2500, ""),
 }
-ANNOTATOR_REPO = "lllyasviel/Annotators"
-ANNOTATOR_FILES = {"ControlNetHED.pth": 29.4, "sk_model.pth": 17.2, "sk_model2.pth": 17.2}
+TEED_FILE = "5_model.pth"
+ANNOTATORS = {
+    "annotator-lineart": ("lllyasviel/Annotators", {"sk_model.pth": 17.2, "sk_model2.pth": 17.2}),
+    "annotator-softedge": ("fal-ai/teed", {TEED_FILE: 0.3}),
+}
 TOKENIZER_FILES = ("merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")
 DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"
 DIFFUSERS_KEYS = {
@@ -109,14 +126,24 @@ BASE_WEIGHTS = (
 
 
 def _hub(
-    group: str, local: str, repo: str, remote: str, approx_mb: float = 0, checked: bool = True
+    group: str,
+    local: str,
+    repo: str,
+    remote: str,
+    approx_mb: float = 0,
+    checked: bool = True,
+    store_as: str = "",
 ) -> WeightFile:
-    return WeightFile(group, local, repo, remote, approx_mb=approx_mb, layout_checked=checked)
+    return WeightFile(
+        group, local, repo, remote, approx_mb=approx_mb, layout_checked=checked, store_as=store_as
+    )
 
 
 def manifest(env: dict[str, str] | None = None) -> list[WeightFile]:
-    """The complete list of weight files. LoRA and TI come from `PLITKA_LORA_URL` / `PLITKA_TI_URL`
-    (an URL or a local path, with optional `PLITKA_LORA_SHA256` / `PLITKA_TI_SHA256` pins)."""
+    """The complete list of weight files; every group comes from one source (its id in reports).
+
+    LoRA and TI come from `PLITKA_LORA_URL` / `PLITKA_TI_URL` (an URL or a local path, with optional
+    `PLITKA_LORA_SHA256` / `PLITKA_TI_SHA256` pins)."""
     env = os.environ if env is None else env
     files = [_hub("base", f"sdxl-base/{path}", BASE_REPO, path) for path in BASE_CONFIGS]
     files += [
@@ -130,12 +157,14 @@ def manifest(env: dict[str, str] | None = None) -> list[WeightFile]:
     ]
     files.append(_hub("vae", "vae/config.json", VAE_REPO, "config.json"))
     files.append(_hub("vae", f"vae/{DIFFUSERS_WEIGHTS}", VAE_REPO, DIFFUSERS_WEIGHTS, 335))
-    for kind, (repo, remote, size) in CONTROLNET_REPOS.items():
-        files.append(_hub(f"controlnet-{kind}", f"controlnet-{kind}/config.json", repo, "config.json"))
-        files.append(_hub(f"controlnet-{kind}", f"controlnet-{kind}/{DIFFUSERS_WEIGHTS}", repo, remote, size))
+    for kind, (repo, remote, size, store_as) in CONTROLNET_REPOS.items():
+        group = f"controlnet-{kind}"
+        files.append(_hub(group, f"{group}/config.json", repo, "config.json"))
+        files.append(_hub(group, f"{group}/{DIFFUSERS_WEIGHTS}", repo, remote, size, store_as=store_as))
     files += [
-        _hub("annotators", f"annotators/{name}", ANNOTATOR_REPO, name, size)
-        for name, size in ANNOTATOR_FILES.items()
+        _hub(group, f"annotators/{name}", repo, name, size)
+        for group, (repo, names) in ANNOTATORS.items()
+        for name, size in names.items()
     ]
     for group, local, size in (("lora", LORA_FILE, 50), ("ti", TI_FILE, 0.01)):
         source, pin = env.get(f"PLITKA_{group.upper()}_URL", ""), env.get(f"PLITKA_{group.upper()}_SHA256")
@@ -231,14 +260,6 @@ def check_file(path: Path, expected_size: int | None = None, required_tensor: st
             raise WeightsError(f"{path}: invalid JSON ({error})") from error
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class InstalledWeights:
     """A weights dir whose marker and files passed `check_installed`."""
@@ -256,6 +277,17 @@ class InstalledWeights:
 
     def path(self, local: str) -> Path:
         return self.root / local
+
+
+def unlisted_files(weights_dir: Path, recorded: dict[str, Any]) -> list[str]:
+    """Files (and symlinks) under `weights_dir` that are neither the marker nor listed in it."""
+    return sorted(
+        relative
+        for path in weights_dir.rglob("*")
+        if (path.is_file() or path.is_symlink())
+        and (relative := path.relative_to(weights_dir).as_posix()) not in recorded
+        and relative != MARKER
+    )
 
 
 def read_marker(weights_dir: Path) -> dict[str, Any]:
@@ -283,7 +315,7 @@ def check_installed(weights_dir: Path, full: bool = False) -> InstalledWeights:
     """Verify a weights dir: marker present, every manifest location listed and structurally sound.
 
     `full=True` also re-hashes every file against the sha256 recorded at download (minutes for the
-    real 12 GB set; the CLI's `verify --full`). The cheap check runs in `PipelineManager.__init__`.
+    real 14.5 GB set; the CLI's `verify --full`). The cheap check runs in `PipelineManager.__init__`.
     """
     weights_dir = Path(weights_dir)
     if not weights_dir.is_dir():
@@ -295,6 +327,14 @@ def check_installed(weights_dir: Path, full: bool = False) -> InstalledWeights:
             raise WeightsError(
                 f"{weights_dir / MARKER} does not list {entry.local}. Fix: {fix_command(weights_dir)}"
             )
+    unlisted = unlisted_files(weights_dir, recorded)
+    if unlisted:
+        raise WeightsError(
+            f"{weights_dir} holds files its marker does not list: {', '.join(unlisted[:5])}"
+            f"{' ...' if len(unlisted) > 5 else ''}. They are left-overs of other weights and the loaders "
+            "may pick them up (a stale tokenizer.json wins over vocab.json/merges.txt). Fix: remove them, "
+            f"or rebuild into an empty dir: {fix_command(weights_dir)}"
+        )
     for local, facts in recorded.items():
         path = weights_dir / local
         try:
@@ -329,116 +369,14 @@ def file_facts(weights_dir: Path, locals_: list[str]) -> dict[str, dict[str, Any
     }
 
 
-# --- download -------------------------------------------------------------------------------------
-
-
-def _fetch(url: str, target: Path, report: Callable[[str], None]) -> dict[str, str]:
-    """Download `url` to `target` resuming from `target.part`; returns response facts (ETag, commit)."""
-    part = target.with_name(target.name + ".part")
-    offset = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "plitka-pro-weights/1"})
-    if offset:
-        request.add_header("Range", f"bytes={offset}-")
-    with urllib.request.urlopen(request, timeout=60) as response:
-        resumed = response.status == 206
-        if offset and not resumed:
-            report(f"  server ignored the resume request, restarting {target.name}")
-        facts = {
-            "sha256": (response.headers.get("X-Linked-Etag") or "").strip('"'),
-            "commit": response.headers.get("X-Repo-Commit") or "",
-        }
-        with part.open("ab" if resumed else "wb") as handle:
-            while chunk := response.read(CHUNK):
-                handle.write(chunk)
-    part.replace(target)
-    return facts
-
-
-def _is_sha256(value: str | None) -> bool:
-    return bool(value) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-
-
-def _state_from_marker(marker: dict[str, Any], entries: list[WeightFile]) -> dict[str, dict[str, Any]]:
-    """Files of an earlier complete download count as done (re-running `download` fetches only changes)."""
-    if marker["kind"] != "download":
-        return {}
-    return {
-        entry.local: {**marker["files"][entry.local], "id": marker["ids"][entry.group]}
-        for entry in entries
-        if entry.local in marker["files"]
-    }
-
-
 def download(
     weights_dir: Path, env: dict[str, str] | None = None, report: Callable[[str], None] = print
 ) -> Path:
-    """Fetch every manifest file into `weights_dir`; resumable; the marker is written last.
+    """Download every manifest file into `weights_dir` (`plitka/weights_download.py`; imported here on
+    demand, so verifying weights at run time never loads the hub client)."""
+    from plitka.weights_download import download as download_all
 
-    Each file is checked against its pinned sha256, or else the hub's LFS sha256 (X-Linked-Etag),
-    and structurally (`check_file`). Completed files are recorded in a state file so an interrupted
-    download skips them next time; a file whose source changed (e.g. a new PLITKA_LORA_URL) is fetched
-    again.
-    """
-    weights_dir = Path(weights_dir)
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    entries = manifest(env)
-    unset = [entry for entry in entries if not entry.source]
-    if unset:
-        names = ", ".join(f"PLITKA_{entry.group.upper()}_URL" for entry in unset)
-        raise WeightsError(
-            f"{names} not set: point it at the {', '.join(e.local for e in unset)} file "
-            "(an https URL or a local path), then run `python weights.py download` again"
-        )
-    state_path = weights_dir / DOWNLOAD_STATE
-    state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else {}
-    if not state and (weights_dir / MARKER).exists():
-        state = _state_from_marker(read_marker(weights_dir), entries)
-    (weights_dir / MARKER).unlink(missing_ok=True)
-    for entry in entries:
-        target = weights_dir / entry.local
-        done = state.get(entry.local)
-        if (
-            done
-            and done["id"].startswith(entry.source)
-            and target.is_file()
-            and target.stat().st_size == done["size"]
-        ):
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        report(f"fetching {entry.local} (~{entry.approx_mb:.0f} MB) from {entry.url}")
-        if entry.remote or "://" in entry.source:
-            try:
-                facts = _fetch(entry.url, target, report)
-            except (urllib.error.URLError, OSError) as error:
-                raise WeightsError(
-                    f"downloading {entry.url} to {target} failed ({error}); "
-                    "run `python weights.py download` again to resume"
-                ) from error
-        else:
-            shutil.copyfile(Path(entry.source).expanduser(), target)
-            facts = {"sha256": "", "commit": ""}
-        check_file(target, required_tensor=expected_tensor(entry.local))
-        digest = sha256_of(target)
-        expected = entry.sha256 or (facts["sha256"] if _is_sha256(facts["sha256"]) else None)
-        if expected and digest != expected:
-            target.unlink()
-            raise WeightsError(
-                f"{target}: sha256 {digest} differs from the expected {expected}; "
-                "the file was removed, run the download again"
-            )
-        revision = f"@{facts['commit']}" if facts["commit"] else ""
-        state[entry.local] = {
-            "size": target.stat().st_size,
-            "sha256": digest,
-            "id": f"{entry.source}{revision}",
-        }
-        state_path.write_text(json.dumps(state, indent=1), encoding="utf-8")
-    ids = {entry.group: state[entry.local]["id"] for entry in entries}
-    files = {local: {"size": facts["size"], "sha256": facts["sha256"]} for local, facts in state.items()}
-    write_marker(weights_dir, "download", ids, files)
-    state_path.unlink()
-    report(f"weights complete in {weights_dir}")
-    return weights_dir
+    return download_all(weights_dir, env=env, report=report)
 
 
 # --- CLI --------------------------------------------------------------------------------------------
@@ -467,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         entries = manifest()
         for entry in entries:
-            print(f"{entry.group:20} {entry.local:58} ~{entry.approx_mb:7.0f} MB  {entry.url or '(unset)'}")
+            source = entry.source_key or "(unset)"
+            print(f"{entry.group:20} {entry.local:58} ~{entry.approx_mb:7.0f} MB  {source}")
         print(f"total ~{sum(e.approx_mb for e in entries) / 1024:.1f} GB")
         return 0
     try:
@@ -489,4 +428,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the CLI in the importable module `weights`, not in `__main__`: the modules it calls (demo
+    # weights, download) import `weights`, and their WeightsError must be the class main() catches.
+    import weights
+
+    sys.exit(weights.main())

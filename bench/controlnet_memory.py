@@ -7,7 +7,7 @@ added <= ControlNet size + 10 %. If from_pipe copied the UNet instead of sharing
 would exceed the ControlNet's size by the UNet's. Runs in one fresh process; RSS is read after
 `gc.collect()` + `malloc_trim(0)` so freed activations do not count, and the ControlNet code is
 imported before the baseline (its modules are a fixed cost of a few MB, reported separately).
-The ControlNet's size is its parameter bytes in the manager's dtype. HED and Lineart requests
+The ControlNet's size is its parameter bytes in the manager's dtype. Soft-edge and Lineart requests
 also load their annotator, which is reported separately.
 """
 
@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 MB = 2**20
 SHARED = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
-ANGLE_FOR = {"canny": 10.0, "lineart": 20.0, "hed": 45.0}
+ANGLE_FOR = {"canny": 10.0, "lineart": 20.0, "softedge": 45.0}
 
 
 def settled_rss() -> int:
@@ -64,10 +64,10 @@ def import_code(kind: str) -> None:
     """Import the ControlNet code before the baseline: module code is a fixed ~MB cost, not model memory."""
     from diffusers import ControlNetModel, StableDiffusionXLControlNetImg2ImgPipeline  # noqa: F401
 
-    from plitka.control import import_controlnet_aux
+    from plitka.control import ANNOTATOR_MODULES, import_controlnet_aux
 
     if kind != "canny":
-        import_controlnet_aux(kind)
+        import_controlnet_aux(ANNOTATOR_MODULES[kind])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         annotator_mb = 0.0
         if args.kind != "canny":
             detector = manager.annotators.detector(args.kind)
-            models = [detector.netNetwork] if args.kind == "hed" else [detector.model, detector.model_coarse]
+            models = [detector.model] if args.kind == "softedge" else [detector.model, detector.model_coarse]
             annotator_mb = sum(module_bytes(model) for model in models) / MB
         loaded_mb = (after_load - after_colour) / MB
         run_mb = (after_request - after_load) / MB

@@ -5,9 +5,11 @@ The choice is one table over the angle residue r = angle mod 90 (DESIGN §4, doc
     r == 0                      -> no ControlNet (colour img2img: an axis-aligned square needs no help)
     0 < r <= 15  or  r >= 75    -> canny    (near-axis squares: crisp straight edges)
     15 < r <= 30 or  60 <= r < 75 -> lineart
-    30 < r < 60                 -> hed      (diagonal squares: soft edges tolerate the aliasing)
+    30 < r < 60                 -> softedge (diagonal squares: soft edges tolerate the aliasing)
 
 `overrides.use_controlnet` / `overrides.controlnet` always win, including switching ControlNet off.
+Each ControlNet gets the edge maps it was trained on: OpenCV Canny, the Lineart annotator, and
+for the soft-edge ControlNet (trained on DexiNed edges) TEED, DexiNed's successor by the same authors.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-CONTROLNET_KINDS = ("canny", "hed", "lineart")
+import weights
+
+CONTROLNET_KINDS = ("canny", "softedge", "lineart")
+ANNOTATOR_MODULES = {"softedge": "teed", "lineart": "lineart"}  # controlnet_aux submodule per kind
 CANNY_THRESHOLDS = (100, 200)
 DETECT_RESOLUTION = 512
 
@@ -38,7 +43,7 @@ def controlnet_for_angle(angle: float) -> str | None:
         return "canny"
     if residue <= 30 or residue >= 60:
         return "lineart"
-    return "hed"
+    return "softedge"
 
 
 def choose_controlnet(angle: float, overrides: Any) -> str | None:
@@ -91,7 +96,8 @@ def canny_image(image: Image.Image) -> Image.Image:
 
 
 class Annotators:
-    """HED and Lineart detectors from `annotators/` in the weights dir, each loaded on first use."""
+    """TEED (soft edge) and Lineart detectors from `annotators/` in the weights dir, each loaded on
+    first use."""
 
     def __init__(self, directory: Path, device: str):
         self.directory = Path(directory)
@@ -102,8 +108,10 @@ class Annotators:
     def detector(self, kind: str) -> Any:
         with self._lock:
             if kind not in self._detectors:
-                if kind == "hed":
-                    loaded = import_controlnet_aux("hed").HEDdetector.from_pretrained(self.directory)
+                if kind == "softedge":
+                    loaded = import_controlnet_aux("teed").TEEDdetector.from_pretrained(
+                        self.directory, filename=weights.TEED_FILE
+                    )
                 elif kind == "lineart":
                     loaded = import_controlnet_aux("lineart").LineartDetector.from_pretrained(self.directory)
                 else:
@@ -121,8 +129,9 @@ def control_image(
 ) -> Image.Image:
     """The control image for `kind`, exactly `width` x `height` (the output size).
 
-    HED and Lineart run at most at DETECT_RESOLUTION on the short side (their training resolution,
-    and seconds instead of tens of seconds on CPU at 1024²), then are resized to the output size.
+    TEED and Lineart run at most at DETECT_RESOLUTION on the short side (the resolution their
+    ControlNets were trained at, and seconds instead of tens of seconds on CPU at 1024²), then are
+    resized to the output size.
     """
     source = image.convert("RGB")
     if source.size != (width, height):
@@ -130,8 +139,12 @@ def control_image(
     if kind == "canny":
         return canny_image(source)
     detect = min(DETECT_RESOLUTION, width, height)
-    edges = annotators.detector(kind)(
-        np.asarray(source), detect_resolution=detect, image_resolution=detect, output_type="np"
-    )
+    detector = annotators.detector(kind)
+    if kind == "softedge":
+        edges = detector(np.asarray(source), detect_resolution=detect, output_type="np")
+    else:
+        edges = detector(
+            np.asarray(source), detect_resolution=detect, image_resolution=detect, output_type="np"
+        )
     edges = cv2.resize(edges, (width, height), interpolation=cv2.INTER_LINEAR)
     return Image.fromarray(edges)

@@ -1,7 +1,7 @@
 """Demo weights: a tiny, randomly initialised SDXL stack in the real weights layout (DESIGN §5, Appendix).
 
 They exist so that every real code path (loading, from_pipe sharing, two-encoder Textual Inversion,
-PEFT LoRA, ControlNet img2img, HED/Lineart annotators) runs on a CPU in seconds with no network.
+PEFT LoRA, ControlNet img2img, TEED/Lineart annotators) runs on a CPU in seconds with no network.
 Their pictures are texture noise; the marker says `"kind": "demo"` and every report made with them
 says so. Sizes follow the DESIGN appendix (8x down-sampling VAE, so 512² stays fast).
 """
@@ -52,7 +52,6 @@ TEXT_ENCODER_2 = {
     "projection_dim": 32,
 }
 TIME_EMBED_DIM = 8
-ANNOTATOR_FILES = ("ControlNetHED.pth", "sk_model.pth", "sk_model2.pth")
 
 
 def _byte_unicode() -> list[str]:
@@ -176,13 +175,13 @@ def _controlnet(unet, seed: int):
 
 
 def _annotators(target: Path) -> None:
-    """Random-init HED and Lineart annotators in the files controlnet-aux's `from_pretrained` reads."""
+    """Random-init TEED and Lineart annotators in the files controlnet-aux's `from_pretrained` reads
+    (TEED is the real 58k-parameter network; Lineart's two generators are ~17 MB each)."""
     from plitka.control import import_controlnet_aux
 
-    hed = import_controlnet_aux("hed")
     lineart = import_controlnet_aux("lineart")
     target.mkdir(parents=True)
-    torch.save(hed.ControlNetHED_Apache2().state_dict(), target / "ControlNetHED.pth")
+    torch.save(import_controlnet_aux("teed").TED().state_dict(), target / weights.TEED_FILE)
     torch.save(lineart.Generator(3, 1, 3).state_dict(), target / "sk_model.pth")
     torch.save(lineart.Generator(3, 1, 3).state_dict(), target / "sk_model2.pth")
 
@@ -238,7 +237,7 @@ def _build(target: Path, seed: int, pipeline_class: type) -> None:
         pipe.save_pretrained(Path(scratch) / "sdxl-base", safe_serialization=True)
         shutil.move(Path(scratch) / "sdxl-base" / "vae", target / "vae")
         shutil.move(Path(scratch) / "sdxl-base", target / "sdxl-base")
-        for offset, kind in enumerate(("canny", "hed", "lineart"), start=1):
+        for offset, kind in enumerate(weights.CONTROLNET_REPOS, start=1):
             _controlnet(pipe.unet, seed + offset).save_pretrained(target / f"controlnet-{kind}")
 
     _annotators(target / "annotators")

@@ -13,7 +13,8 @@ from plitka.params import Request, parse_request
 from plitka.problems import Problem, RequestError
 
 FORM_COLOR_SLOTS = 4
-CONTROLNET_CHOICES = ("auto", "canny", "hed", "lineart", "off")
+# "hed": the earlier name of "softedge", kept so that existing callers keep working
+CONTROLNET_CHOICES = ("auto", "canny", "softedge", "lineart", "off", "hed")
 FORM_DEFAULTS: dict[str, Any] = {
     **{f"color_{i}": "" for i in range(1, FORM_COLOR_SLOTS + 1)},
     **{f"proportion_{i}": 0.0 for i in range(1, FORM_COLOR_SLOTS + 1)},

@@ -9,7 +9,9 @@ from typing import Any
 from plitka.params_render import DRAFT_MAX_SIZE, INIT_IMAGES
 from plitka.problems import Problem, parse_choice, reject_unknown_keys, show, type_name
 
-CONTROLNET_KINDS = ("canny", "hed", "lineart", "none")
+CONTROLNET_KINDS = ("canny", "softedge", "lineart", "none")
+# Earlier name of the soft-edge ControlNet, still accepted (docs/params_json.md, docs/controlnet.md).
+CONTROLNET_ALIASES = {"hed": "softedge"}
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ def _check_override(key: str, rule: _Rule, value: Any, problems: list[Problem]) 
         )
         return None
     if rule.kind == "choice":
+        if isinstance(value, str) and value.strip().lower() in CONTROLNET_ALIASES:
+            return CONTROLNET_ALIASES[value.strip().lower()]
         return parse_choice(value, where, CONTROLNET_KINDS, "canny", problems)
     if rule.kind == "init_image":
         return parse_choice(value, where, INIT_IMAGES, "colormap", problems)

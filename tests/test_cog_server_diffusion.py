@@ -44,13 +44,13 @@ def recipe(angle: float, **overrides) -> dict:
     }
 
 
-def test_rotated_tile_runs_the_hed_controlnet_and_returns_its_control_image(server):
+def test_rotated_tile_runs_the_softedge_controlnet_and_returns_its_control_image(server):
     body = predict(server, recipe(45))
     files = files_of(body)
     report = json.loads(files["report"])
     assert set(files) == {"tile", "preview", "colormap", "control", "legend", "report"}
     assert report["outputs"]["control"] == "control.png"
-    assert report["pipeline"] == "controlnet_img2img" and report["controlnet"] == "hed"
+    assert report["pipeline"] == "controlnet_img2img" and report["controlnet"] == "softedge"
     assert Image.open(io.BytesIO(files["tile"])).size == (512, 512)
     assert Image.open(io.BytesIO(files["control"])).size == (512, 512)
     render = report["render"]

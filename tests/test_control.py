@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import weights
 from plitka.control import (
     Annotators,
     canny_image,
@@ -25,20 +26,20 @@ from plitka.params import Overrides
         (15, "canny"),
         (15.001, "lineart"),
         (30, "lineart"),
-        (30.001, "hed"),
-        (45, "hed"),
-        (59.999, "hed"),
+        (30.001, "softedge"),
+        (45, "softedge"),
+        (59.999, "softedge"),
         (60, "lineart"),
         (74.999, "lineart"),
         (75, "canny"),
         (89.999, "canny"),
         (90, None),
         (105, "canny"),
-        (135, "hed"),
+        (135, "softedge"),
         (180, None),
         (200, "lineart"),
         (270, None),
-        (315, "hed"),
+        (315, "softedge"),
         (359.5, "canny"),
     ],
 )
@@ -54,10 +55,10 @@ def test_angle_table(angle, expected):
         (45, Overrides(controlnet="none"), None),
         (0, Overrides(use_controlnet=True), "canny"),
         (90, Overrides(use_controlnet=True), "canny"),
-        (45, Overrides(use_controlnet=True), "hed"),
+        (45, Overrides(use_controlnet=True), "softedge"),
         (0, Overrides(controlnet="lineart"), "lineart"),
         (45, Overrides(controlnet="canny"), "canny"),
-        (20, Overrides(use_controlnet=True, controlnet="hed"), "hed"),
+        (20, Overrides(use_controlnet=True, controlnet="softedge"), "softedge"),
         (20, Overrides(), "lineart"),
     ],
 )
@@ -88,13 +89,23 @@ def test_canny_finds_the_tile_edges():
 
 
 def test_controlnet_aux_submodules_load_without_package_init():
-    hed = import_controlnet_aux("hed")
-    assert hed.__name__ == "controlnet_aux.hed"
+    teed = import_controlnet_aux("teed")
+    assert teed.__name__ == "controlnet_aux.teed"
     assert "controlnet_aux.anyline" not in sys.modules
-    assert not hasattr(sys.modules["controlnet_aux"], "HEDdetector")
+    assert not hasattr(sys.modules["controlnet_aux"], "TEEDdetector")
 
 
-@pytest.mark.parametrize("kind", ["hed", "lineart"])
+def test_softedge_runs_teed_from_the_weights_dir(demo_weights_dir):
+    """The soft-edge ControlNet was trained on DexiNed edges, so it gets TEED (DexiNed's successor),
+    loaded from annotators/5_model.pth, never HED."""
+    annotators = Annotators(demo_weights_dir / "annotators", "cpu")
+    detector = annotators.detector("softedge")
+    assert type(detector).__name__ == "TEEDdetector"
+    assert type(detector.model).__name__ == "TED"
+    assert (demo_weights_dir / "annotators" / weights.TEED_FILE).is_file()
+
+
+@pytest.mark.parametrize("kind", ["softedge", "lineart"])
 def test_annotator_control_images_have_output_size(demo_weights_dir, kind):
     annotators = Annotators(demo_weights_dir / "annotators", "cpu")
     image = control_image(kind, _square(128).resize((192, 128)), 192, 128, annotators)

@@ -53,8 +53,10 @@ def test_empty_params_json_makes_the_form_the_request():
 def test_form_controlnet_and_color_lock_map_to_overrides():
     off = request_from_inputs("", form(color_1="black", proportion_1=100, controlnet="off", color_lock=0.5))
     assert off.overrides.use_controlnet is False and off.color_lock == 0.5
-    hed = request_from_inputs("", form(color_1="black", proportion_1=100, controlnet="hed"))
-    assert hed.overrides.controlnet == "hed" and hed.overrides.use_controlnet is None
+    softedge = request_from_inputs("", form(color_1="black", proportion_1=100, controlnet="softedge"))
+    assert softedge.overrides.controlnet == "softedge" and softedge.overrides.use_controlnet is None
+    old_name = request_from_inputs("", form(color_1="black", proportion_1=100, controlnet="hed"))
+    assert old_name.overrides.controlnet == "softedge"
     auto = request_from_inputs("", form(color_1="black", proportion_1=100))
     assert auto.overrides.controlnet is None and auto.overrides.use_controlnet is None
 

@@ -191,7 +191,7 @@ def test_absent_or_minus_one_seed_is_random_and_reported(seed):
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("use_controlnet", False), ("controlnet", "hed"), ("controlnet", "none"),
+        ("use_controlnet", False), ("controlnet", "softedge"), ("controlnet", "none"),
         ("controlnet_conditioning_scale", 0), ("controlnet_conditioning_scale", 2),
         ("guidance_scale", 1), ("guidance_scale", 20), ("num_inference_steps", 1), ("num_inference_steps", 100),
         ("strength", 0.05), ("strength", 1), ("negative_prompt", ""), ("negative_prompt", "x" * 1000),
@@ -203,6 +203,11 @@ def test_override_boundaries_are_accepted(key, value):
     # One step runs only at strength 1: img2img runs int(steps x strength) steps.
     extra = {"strength": 1} if key == "num_inference_steps" else {}
     assert getattr(parse_request(req(overrides={key: value, **extra})).overrides, key) == value
+
+
+@pytest.mark.parametrize("old_name", ["hed", " HED "])
+def test_hed_is_the_old_name_of_the_softedge_controlnet(old_name):
+    assert parse_request(req(overrides={"controlnet": old_name})).overrides.controlnet == "softedge"
 
 
 def test_normalised_request_is_reported_back():
@@ -278,7 +283,7 @@ def test_normalised_request_is_reported_back():
         (req(overrides={"guidence_scale": 7}), "overrides.guidence_scale", 'did you mean "guidance_scale"'),
         (req(overrides={"use_controlnet": "yes"}), "overrides.use_controlnet", "true or false"),
         (req(overrides={"use_controlnet": 1}), "overrides.use_controlnet", "true or false"),
-        (req(overrides={"controlnet": "depth"}), "overrides.controlnet", "canny, hed, lineart, none"),
+        (req(overrides={"controlnet": "depth"}), "overrides.controlnet", "canny, softedge, lineart, none"),
         (req(overrides={"use_controlnet": True, "controlnet": "none"}), "overrides.controlnet", "contradicts"),
         (req(overrides={"use_controlnet": False, "controlnet": "hed"}), "overrides.controlnet", "contradicts"),
         (req(overrides={"controlnet_conditioning_scale": 2.01}), "overrides.controlnet_conditioning_scale", "0–2"),

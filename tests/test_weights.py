@@ -1,18 +1,20 @@
-"""Weights manifest, verification (marker, LFS pointers, safetensors headers), resumable download, CLI."""
+"""Weights manifest and verification (marker, unlisted files, LFS pointers, safetensors headers), CLI.
 
-import hashlib
+Downloading is tested against a hub-like mirror in test_weights_download.py.
+"""
+
 import json
 import os
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save, save_file
+from safetensors.torch import save_file
+from transformers import CLIPTokenizer
 
 import weights
+from plitka.demo_weights import _byte_unicode
 
 LFS_POINTER = (
     "version https://git-lfs.github.com/spec/v1\n"
@@ -39,9 +41,10 @@ def test_manifest_lists_real_sdxl_checkpoints_only():
         "base",
         "vae",
         "controlnet-canny",
-        "controlnet-hed",
+        "controlnet-softedge",
         "controlnet-lineart",
-        "annotators",
+        "annotator-lineart",
+        "annotator-softedge",
         "lora",
         "ti",
     }
@@ -58,10 +61,28 @@ def test_manifest_lists_real_sdxl_checkpoints_only():
         entry for entry in entries if entry.local == "sdxl-base/unet/diffusion_pytorch_model.safetensors"
     )
     assert unet.remote == "unet/diffusion_pytorch_model.fp16.safetensors"
+    assert unet.source_key == f"hf://{weights.BASE_REPO}@main/{unet.remote}"
     assert (
         unet.url
         == "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/" + unet.remote
     )
+
+
+def test_each_group_comes_from_one_source_so_its_id_names_every_file():
+    sources: dict[str, set[str]] = {}
+    for entry in weights.manifest(env={"PLITKA_LORA_URL": "/l", "PLITKA_TI_URL": "/t"}):
+        sources.setdefault(entry.group, set()).add(f"{entry.source}@{entry.revision}")
+    assert all(len(values) == 1 for values in sources.values()), sources
+
+
+def test_the_softedge_controlnet_is_stored_as_fp16_with_teed_as_its_annotator():
+    entries = {entry.local: entry for entry in weights.manifest(env={})}
+    controlnet = entries["controlnet-softedge/diffusion_pytorch_model.safetensors"]
+    assert controlnet.source == "SargeZT/controlnet-sd-xl-1.0-softedge-dexined"
+    assert controlnet.store_as == "fp16" and controlnet.source_key.endswith(" as fp16")
+    teed = entries["annotators/5_model.pth"]
+    assert (teed.source, teed.remote, teed.group) == ("fal-ai/teed", "5_model.pth", "annotator-softedge")
+    assert not any("ControlNetHED" in local for local in entries)
 
 
 def test_demo_weights_verify_and_say_demo(demo_weights_dir):
@@ -92,8 +113,10 @@ def test_missing_marker_names_it_and_the_fix(demo_weights_dir, tmp_path):
 
 def test_missing_file_is_named(demo_weights_dir, tmp_path):
     broken = _linked_copy(demo_weights_dir, tmp_path / "w")
-    (broken / "controlnet-hed/diffusion_pytorch_model.safetensors").unlink()
-    with pytest.raises(weights.WeightsError, match=r"controlnet-hed/diffusion_pytorch_model.safetensors"):
+    (broken / "controlnet-softedge/diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(
+        weights.WeightsError, match=r"controlnet-softedge/diffusion_pytorch_model\.safetensors"
+    ):
         weights.check_installed(broken)
 
 
@@ -155,148 +178,35 @@ def test_full_verify_catches_a_changed_byte(demo_weights_dir, tmp_path):
         weights.check_installed(broken, full=True)
 
 
-# --- download against a local mirror ------------------------------------------------------------
+def test_verify_fails_on_a_stale_demo_tokenizer_next_to_the_real_vocab(demo_weights_dir, tmp_path):
+    """The case of issue 8: real weights downloaded into a folder that held demo weights kept the demo
+    tokenizer.json, and CLIPTokenizer prefers it over the real vocab.json/merges.txt."""
+    mixed = _linked_copy(demo_weights_dir, tmp_path / "w")
+    tokenizer = mixed / "sdxl-base/tokenizer"
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for char in _byte_unicode():
+        vocab.setdefault(char, len(vocab))
+        vocab.setdefault(char + "</w>", len(vocab))
+    (tokenizer / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (tokenizer / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    demo_size = len(CLIPTokenizer.from_pretrained(demo_weights_dir / "sdxl-base/tokenizer"))
+    assert len(CLIPTokenizer.from_pretrained(tokenizer)) == demo_size != len(vocab), "the stale file wins"
+
+    listed = [
+        str(path.relative_to(mixed))
+        for path in mixed.rglob("*")
+        if path.is_file() and path.name != weights.MARKER and path != tokenizer / "tokenizer.json"
+    ]
+    marker = weights.read_marker(demo_weights_dir)
+    weights.write_marker(mixed, "download", marker["ids"], weights.file_facts(mixed, listed))
+    with pytest.raises(weights.WeightsError, match=r"sdxl-base/tokenizer/tokenizer\.json") as raised:
+        weights.check_installed(mixed)
+    assert "marker does not list" in str(raised.value) and "python weights.py download" in str(raised.value)
+    assert weights.main(["verify", str(mixed)]) == 1
 
 
-def _payload(entry: weights.WeightFile) -> bytes:
-    if entry.local.endswith(".safetensors"):
-        name = weights.expected_tensor(entry.local) or "w"
-        return save({name: torch.arange(64, dtype=torch.float32) + len(entry.local)})
-    if entry.local.endswith(".pth"):
-        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"plitka-test-{os.getpid()}.pth"
-        torch.save({"w": torch.ones(4)}, path)
-        data = path.read_bytes()
-        path.unlink()
-        return data
-    if entry.local.endswith(".json"):
-        return json.dumps({"file": entry.local}).encode()
-    return f"text for {entry.local}\n".encode()
-
-
-class Mirror:
-    """A tiny hub mirror with Range support and the hub's X-Linked-Etag / X-Repo-Commit headers."""
-
-    def __init__(self, files: dict[str, bytes], etag_override: dict[str, str] | None = None):
-        self.files = files
-        self.etag_override = etag_override or {}
-        self.requests: list[tuple[str, str | None]] = []
-        self.fail_once: set[str] = set()
-        mirror = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                mirror.requests.append((self.path, self.headers.get("Range")))
-                if self.path in mirror.fail_once:
-                    mirror.fail_once.discard(self.path)
-                    self.send_error(500)
-                    return
-                if self.path not in mirror.files:
-                    self.send_error(404)
-                    return
-                body = mirror.files[self.path]
-                start = (
-                    int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
-                )
-                self.send_response(206 if start else 200)
-                sha = mirror.etag_override.get(self.path, hashlib.sha256(body).hexdigest())
-                self.send_header("X-Linked-Etag", f'"{sha}"')
-                self.send_header("X-Repo-Commit", "0123abcd")
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                self.wfile.write(body[start:])
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def mirror(monkeypatch, tmp_path):
-    lora_source = tmp_path / "my_lora.safetensors"
-    save_file({"unet.a.lora_A.weight": torch.ones(4, 8)}, lora_source)
-    env = {"PLITKA_LORA_URL": str(lora_source), "PLITKA_TI_URL": "http://placeholder/ti.safetensors"}
-    entries = weights.manifest(env=env)
-    files = {}
-    server = Mirror(files)
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    env["PLITKA_TI_URL"] = f"{server.url}/my/ti.safetensors"
-    for entry in weights.manifest(env=env):
-        if entry.group != "lora":
-            files[entry.url.removeprefix(server.url)] = _payload(entry)
-    assert len(files) == len(entries) - 1
-    yield server, env
-    server.close()
-
-
-def test_download_writes_marker_last_and_resumes(mirror, tmp_path):
-    server, env = mirror
-    target = tmp_path / "weights"
-    unet_url = next(
-        e.url
-        for e in weights.manifest(env=env)
-        if e.local.endswith("unet/diffusion_pytorch_model.safetensors")
-    )
-    unet_path = unet_url.removeprefix(server.url)
-    server.fail_once.add(unet_path)
-    with pytest.raises(weights.WeightsError, match=r"500.*again to resume"):
-        weights.download(target, env=env, report=lambda line: None)
-    assert not (target / weights.MARKER).exists()
-    done_before = len(json.loads((target / weights.DOWNLOAD_STATE).read_text()))
-    assert done_before > 0
-
-    partial = target / "sdxl-base/unet/diffusion_pytorch_model.safetensors.part"
-    partial.write_bytes(server.files[unet_path][:100])
-    server.requests.clear()
-    weights.download(target, env=env, report=lambda line: None)
-
-    fetched = [path for path, _ in server.requests]
-    assert len(fetched) == len(server.files) - done_before
-    assert (unet_path, "bytes=100-") in server.requests
-    installed = weights.check_installed(target, full=True)
-    assert not installed.demo
-    assert installed.ids["base"] == "stabilityai/stable-diffusion-xl-base-1.0@0123abcd"
-    assert installed.ids["lora"].endswith("my_lora.safetensors")
-    assert (target / weights.LORA_FILE).read_bytes() == Path(env["PLITKA_LORA_URL"]).read_bytes()
-    assert not (target / weights.DOWNLOAD_STATE).exists()
-
-    new_lora = tmp_path / "new_lora.safetensors"
-    save_file({"unet.b.lora_A.weight": torch.zeros(4, 8)}, new_lora)
-    server.requests.clear()
-    weights.download(target, env={**env, "PLITKA_LORA_URL": str(new_lora)}, report=lambda line: None)
-    assert server.requests == []
-    assert (target / weights.LORA_FILE).read_bytes() == new_lora.read_bytes()
-    assert weights.check_installed(target, full=True).ids["lora"] == str(new_lora)
-
-
-def test_download_rejects_a_sha256_mismatch(mirror, tmp_path):
-    server, env = mirror
-    vae_url = next(
-        e.url for e in weights.manifest(env=env) if e.local == "vae/diffusion_pytorch_model.safetensors"
-    )
-    server.etag_override[vae_url.removeprefix(server.url)] = "f" * 64
-    target = tmp_path / "weights"
-    with pytest.raises(weights.WeightsError, match="sha256"):
-        weights.download(target, env=env, report=lambda line: None)
-    assert not (target / "vae/diffusion_pytorch_model.safetensors").exists()
-    assert not (target / weights.MARKER).exists()
-
-
-def test_download_refuses_an_lfs_pointer_source(mirror, tmp_path):
-    _, env = mirror
-    pointer = tmp_path / "pointer.safetensors"
-    pointer.write_text(LFS_POINTER)
-    env = {**env, "PLITKA_LORA_URL": str(pointer)}
-    with pytest.raises(weights.WeightsError, match="Git-LFS pointer"):
-        weights.download(tmp_path / "weights", env=env, report=lambda line: None)
-
-
-def test_download_needs_lora_and_ti_sources(tmp_path):
-    with pytest.raises(weights.WeightsError, match="PLITKA_LORA_URL, PLITKA_TI_URL not set"):
-        weights.download(tmp_path / "w", env={}, report=lambda line: None)
+def test_verify_fails_on_any_unlisted_file(demo_weights_dir, tmp_path):
+    extra = _linked_copy(demo_weights_dir, tmp_path / "w")
+    (extra / "controlnet-canny/diffusion_pytorch_model.fp16.safetensors").write_bytes(b"left over")
+    with pytest.raises(weights.WeightsError, match=r"controlnet-canny/diffusion_pytorch_model\.fp16"):
+        weights.check_installed(extra)
