@@ -4,6 +4,8 @@ Median over at least 20 recipes (1–4 palette colours, random proportions, angl
 end to end through `generate()` (colour map or shot geometry, render, measure, every PNG and the
 report). The old flat draft (bench/flat_draft.py) runs the same steps around its shading.
 Goals (issue 10): top 1024² ≤ 0.5 s, perspective and macro ≤ 0.8 s, floor ≤ 1.5 s, top 2048² ≤ 2 s.
+Wall time depends on what else runs on the machine; the process CPU time of the new path is
+printed beside it (an upper bound of the wall time on an idle machine), and the load average.
 It also prints the worst share error and ΔE on the measured face, and the L* spread of the face
 (contrast) with the clamp's share of pixels: what keeping every pixel in its class costs.
 
@@ -108,7 +110,7 @@ def main() -> None:
     batch = recipes(max(args.recipes, 1))
 
     print(f"{len(batch)} recipes, median seconds end to end in generate() (render, measure, PNGs)")
-    header = f"{'shot':<12} {'size':>5} {'old flat':>9} {'new':>7} {'new/old':>8} {'goal':>6}"
+    header = f"{'shot':<12} {'size':>5} {'old flat':>9} {'new':>7} {'new/old':>8} {'new CPU':>8} {'goal':>6}"
     print(
         header + f" {'max err pp':>10} {'max ΔE':>7} {'L* std old':>10} {'L* std new':>10} {'clamped %':>9}"
     )
@@ -116,6 +118,7 @@ def main() -> None:
         out = Path(scratch)
         for shot, size, goal in CASES:
             old_times, new_times, errors, deltas, old_spread, new_spread, clamped = [], [], [], [], [], [], []
+            new_cpu = []
             for recipe in batch:
                 overrides = {"width": size, "height": size}
                 request = parse_request({**recipe, "shot": shot, "overrides": overrides})
@@ -123,9 +126,10 @@ def main() -> None:
                 started = time.perf_counter()
                 flat_draft_end_to_end(flat_request, out / "old")
                 old_times.append(time.perf_counter() - started)
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 result = generate(request, out / "new")
                 new_times.append(time.perf_counter() - started)
+                new_cpu.append(time.process_time() - cpu_started)
 
                 final = result.report["measured"]["final"]
                 errors.append(final["max_error_pp"])
@@ -142,11 +146,17 @@ def main() -> None:
             old, new = statistics.median(old_times), statistics.median(new_times)
             mark = "ok" if new <= goal else "SLOW"
             print(
-                f"{shot:<12} {size:>5} {old:>9.3f} {new:>7.3f} {new / old:>8.2f} {goal:>5.1f}{mark[0]}"
+                f"{shot:<12} {size:>5} {old:>9.3f} {new:>7.3f} {new / old:>8.2f}"
+                f" {statistics.median(new_cpu):>8.3f} {goal:>5.1f}{mark[0]}"
                 f" {max(errors):>10.2f} {max(deltas):>7.2f} {statistics.median(old_spread):>10.1f}"
                 f" {statistics.median(new_spread):>10.1f} {statistics.median(clamped):>9.1f}"
             )
-    print("goal column: o = met, S = missed. L* std is the face's lightness spread (contrast), median.")
+    print(
+        "goal column: o = met, S = missed (wall time). new CPU = process CPU seconds of the new path (all"
+        " threads): an upper bound of its wall time on an otherwise idle machine. L* std is the face's"
+        " lightness spread (contrast), median; clamped % the face pixels whose shading was clamped."
+    )
+    print(f"load average while running: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     weights = os.environ.get("PLITKA_WEIGHTS_DIR")
     if weights and args.server_runs > 0:
         times = server_predict_times(batch, args.server_runs, Path(weights))
