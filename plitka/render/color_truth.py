@@ -9,7 +9,8 @@ mean of ∛s over them is 1. `expose` therefore
    own colour among the requested ones — a white in shadow must not read as pearl;
 2. adds the achromatic binder specular;
 3. applies a per-colour gain chosen on the face's exact histogram of encoded colours, so that the
-   colour's mean L* equals the palette colour's after clamping, specular and 8-bit rounding.
+   colour's mean L* equals the palette colour's after clamping, specular and 8-bit rounding; a
+   colour whose mean still drifts (a white sheen desaturates dark blue) gets half the sheen.
 
 Every colour a granule pixel can get is a cell of one table (colour x scale x specular), so the
 class check is exhaustive and done once per cell: a cell that reads as another requested colour
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from plitka.colorlock import linear_to_srgb
 from plitka.measure import colors_to_lab, lab_planes, nearest_color
 from plitka.palette import srgb_to_linear
 
@@ -34,10 +36,9 @@ SAFETY = 0.985  # shrink each safe range a little: the clamp works before 8-bit 
 
 
 def _encode_table() -> np.ndarray:
-    """Linear light 0..1 (ENCODE_LEVELS steps) -> sRGB uint8."""
+    """Linear light 0..1 (ENCODE_LEVELS steps) -> sRGB uint8, with the colour lock's encoder."""
     linear = np.linspace(0.0, 1.0, ENCODE_LEVELS, dtype=np.float64)
-    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-    return np.clip(np.rint(encoded * 255), 0, 255).astype(np.uint8)
+    return linear_to_srgb(np.stack([linear, linear, linear]))[:, 0]
 
 
 _ENCODE = _encode_table()
