@@ -76,7 +76,8 @@ def safe_scale_ranges(colors: Sequence[tuple[int, int, int]]) -> tuple[np.ndarra
             end += 1
         low[index] = min(SCALE_GRID[start] / SAFETY, 1.0)
         # Beyond 1/max(channel) a channel clips at 255 and the mean would fall short of `hex`.
-        high[index] = max(min(SCALE_GRID[end] * SAFETY, 1.0 / color.max()), 1.0)
+        unclipped = 1.0 / color.max() if color.max() > 0 else np.inf  # pure black never clips
+        high[index] = max(min(SCALE_GRID[end] * SAFETY, unclipped), 1.0)
     return low, high
 
 
