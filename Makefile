@@ -48,18 +48,21 @@ schema: $(VENV)/.runtime-stamp
 	$(PY) scripts/openapi_schema.py --write
 
 ## Benchmarks print ratios measured side by side in one run (never asserted in tests).
-## Without PLITKA_WEIGHTS_DIR the diffusion benchmarks run on demo weights in demo-weights/.
+## Without PLITKA_WEIGHTS_DIR the diffusion benchmarks run on demo weights in demo-weights/, on the CPU
+## (PLITKA_DEVICE=cpu unless set: diffusion runs on the CPU only when asked for).
 bench: $(VENV)/.dev-stamp
 	@test -n "$$PLITKA_WEIGHTS_DIR" || $(PY) weights.py verify demo-weights >/dev/null 2>&1 || \
 	  (rm -rf demo-weights && $(PY) weights.py demo demo-weights)
 	export PLITKA_WEIGHTS_DIR="$${PLITKA_WEIGHTS_DIR:-$(CURDIR)/demo-weights}"; \
+	if [ "$$PLITKA_WEIGHTS_DIR" = "$(CURDIR)/demo-weights" ]; then export PLITKA_DEVICE="$${PLITKA_DEVICE:-cpu}"; fi; \
 	$(PY) bench/colormap.py && \
 	$(PY) bench/draft_render.py && \
 	$(PY) bench/setup_time.py && \
 	$(PY) bench/controlnet_memory.py && \
 	$(PY) bench/predictor_overhead.py && \
 	$(PY) bench/color_fidelity.py && \
-	$(PY) bench/sidecar_load.py
+	$(PY) bench/sidecar_load.py && \
+	$(PY) bench/sidecar_retries.py
 
 clean:
 	rm -rf outputs demo-weights test-artifacts .pytest_cache

@@ -19,7 +19,7 @@ from cog import BaseModel, BaseRunner, Input, Path
 
 from plitka.form import request_from_inputs
 from plitka.generate import generate
-from plitka.pipelines import PipelineManager
+from plitka.pipelines import PipelineManager, preload_mode
 from plitka.progress import print_progress
 
 
@@ -37,8 +37,10 @@ class Output(BaseModel):
 
 class Predictor(BaseRunner):
     def setup(self) -> None:
-        """Checks that the weights are complete (cheap) and loads no model: the SDXL pipelines load on
+        """Checks the weights (cheap) and the device (the GPU, or PLITKA_DEVICE=cpu; fails with the fix
+        otherwise). Loads no model unless PLITKA_PRELOAD says so: by default the SDXL pipelines load on
         the first request that needs them, so `draft` requests never wait for them."""
+        preload = preload_mode()
         self.renderer = PipelineManager.from_env()
         self.last_out_dir: SystemPath | None = None
         kind = (
@@ -46,9 +48,11 @@ class Predictor(BaseRunner):
             if self.renderer.weights.demo
             else "weights"
         )
-        print(
-            f"Plitka Pro: {kind} in {self.renderer.weights.root}; device {self.renderer.device}", flush=True
-        )
+        runtime = ", ".join(f"{key} {value}" for key, value in self.renderer.runtime.items())
+        print(f"Plitka Pro: {kind} in {self.renderer.weights.root}; {runtime}", flush=True)
+        self.renderer.preload(preload)
+        if preload != "none":
+            print(f"Plitka Pro: preloaded {preload} in {self.renderer.load_info['preload_s']} s", flush=True)
 
     # Literal colour lists stay compact; Cog's schema generator needs them inline.
     # fmt: off

@@ -6,7 +6,8 @@ Two paths, never mixed, always named in the output:
   `run(params_json=...)` at quality `preview` — over every recipe with `color_lock` 1 and 0.
   It reads `measured.before_lock` / `measured.after_lock` from each `report.json` and, as an
   independent check, re-measures the final image itself against the colour map's tile mask.
-  Needs `PLITKA_WEIGHTS_DIR` (e.g. demo weights: `python weights.py demo DIR`).
+  Needs `PLITKA_WEIGHTS_DIR` (e.g. demo weights: `python weights.py demo DIR`, with
+  `PLITKA_DEVICE=cpu`: demo weights run on the CPU, which only that setting allows).
 * `pipeline`: the same SDXL renderer the predictor uses (`plitka.pipelines.PipelineManager` for
   `PLITKA_WEIGHTS_DIR`, quality `preview`, the request's prompt), then `lock_colors` at 1 and 0 on
   the very same render — the real diffusion path without the Cog runner, for as long as the lock is

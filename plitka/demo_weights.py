@@ -260,9 +260,19 @@ def weights_dir_for_run(value: str | None = None, report: Callable[[str], None] 
     if chosen:
         installed = weights.check_installed(Path(chosen))
         report(f"weights: {installed.root} ({'DEMO weights' if installed.demo else 'real weights'})")
+        if installed.demo:
+            cpu_for_demo_weights(report)
         yield installed.root
         return
     with tempfile.TemporaryDirectory(prefix="plitka-demo-weights-") as scratch:
         root = build_demo_weights(Path(scratch) / "weights")
         report(f"weights: PLITKA_WEIGHTS_DIR not set, built DEMO weights in {root} (texture noise)")
+        cpu_for_demo_weights(report)
         yield root
+
+
+def cpu_for_demo_weights(report: Callable[[str], None]) -> None:
+    """Demo weights run on the CPU, which only an explicit PLITKA_DEVICE=cpu allows (plitka/device.py);
+    a PLITKA_DEVICE already set wins."""
+    os.environ.setdefault("PLITKA_DEVICE", "cpu")
+    report(f"device: PLITKA_DEVICE={os.environ['PLITKA_DEVICE']}")

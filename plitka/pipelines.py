@@ -11,6 +11,10 @@
   scheduler object.
 - Shared state a request changes (LoRA scale, scheduler step state, VAE dtype) is restored in
   `finally`: Cog cancels a prediction by raising a BaseException inside it.
+- The device is the GPU, or the CPU only with `PLITKA_DEVICE=cpu` (plitka/device.py); which
+  ControlNets stay on the device and whether the VAE tiles is decided per request by
+  `plitka.residency.plan_residency`.
+- `PLITKA_PRELOAD=none|base|all` loads pipelines in `setup()` instead of on first use.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import torch
 from PIL import Image
 from safetensors.torch import load_file
@@ -30,7 +35,9 @@ from safetensors.torch import load_file
 import weights
 from plitka import memory
 from plitka.control import Annotators, choose_controlnet, control_image
+from plitka.device import resolve_device, runtime_info
 from plitka.diffusion_types import DEFAULT_LORA_SCALE, DEMO_BANNER, RenderResult, RenderSettings
+from plitka.residency import ResidencyPlan, module_bytes, plan_residency, safetensors_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +48,36 @@ TI_TOKENS = ("<s0>", "<s1>")
 TI_KEYS = (("clip_l", "text_encoder", "tokenizer"), ("clip_g", "text_encoder_2", "tokenizer_2"))
 LORA_DOWN_SUFFIXES = ("lora_A.weight", "lora.down.weight", "lora_down.weight")
 TEXT_ENCODER_PREFIXES = ("text_encoder", "te_", "te1", "te2", "lora_te")
+PRELOAD_ENV = "PLITKA_PRELOAD"
+PRELOAD_CHOICES = ("none", "base", "all")
+DEFAULT_PIXELS = 1024 * 1024  # the residency of a ControlNet loaded outside a request (preload, tests)
+BASE_MODULES = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 
 class AdapterError(RuntimeError):
     """A LoRA or Textual Inversion file that cannot be applied as the product needs it."""
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def preload_mode(env: dict[str, str] | None = None) -> str:
+    """`PLITKA_PRELOAD`: none (default, lazy loading), base, or all; anything else is a setup error."""
+    env = os.environ if env is None else env
+    raw = env.get(PRELOAD_ENV, "")
+    value = raw.strip().lower() or "none"
+    if value not in PRELOAD_CHOICES:
+        raise ValueError(
+            f"{PRELOAD_ENV}={raw!r} is not one of {', '.join(PRELOAD_CHOICES)}: none loads every pipeline "
+            "on first use, base loads SDXL img2img in setup(), all loads it and every ControlNet "
+            "(docs/deploy.md)"
+        )
+    return value
+
+
+def configure_vae_tiles(vae: Any, tile_px: int = 512) -> None:
+    """Tiles of `tile_px` output pixels: diffusers' default tile is the VAE's sample_size (1024 for SDXL),
+    so enable_tiling() alone would change nothing at 1024²."""
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    vae.tile_sample_min_size = tile_px
+    vae.tile_latent_min_size = tile_px // scale
 
 
 def quiet_loading_bars() -> None:
@@ -146,15 +175,27 @@ def load_lora(pipe: Any, path: Path, adapter_name: str = LORA_ADAPTER) -> dict[s
 class PipelineManager:
     """Owns the SDXL pipelines of one process; cheap to construct, loads models on first use."""
 
-    def __init__(self, weights_dir: Path, device: str | None = None, dtype: torch.dtype | None = None):
+    def __init__(
+        self,
+        weights_dir: Path,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
+        memory_budget: int | None = None,
+    ):
+        """`device` None = `PLITKA_DEVICE` (plitka/device.py: the GPU or a setup error). `memory_budget`
+        (bytes) overrides the residency budget: on CUDA it is the capped VRAM, on the CPU unlimited."""
         self.weights = weights.check_installed(Path(weights_dir))
-        self.device = device or default_device()
+        self.device = device or resolve_device()
         self.dtype = dtype or (torch.float16 if self.device.startswith("cuda") else torch.float32)
         self.memory_policy = memory.configure(self.device)
+        self.runtime = runtime_info(self.device, self.dtype)
+        self.memory_budget = memory_budget if memory_budget is not None else self._device_budget()
         self.annotators = Annotators(self.weights.path("annotators"), self.device)
         self.load_info: dict[str, Any] = {}
         self._base: Any = None
+        self._base_bytes = 0
         self._controlnet_pipelines: dict[str, Any] = {}
+        self._lru: list[str] = []  # ControlNets on the device, least recently used first
         self._lock = threading.RLock()
         if self.weights.demo:
             logger.warning("%s (weights dir %s)", DEMO_BANNER, self.weights.root)
@@ -174,14 +215,35 @@ class PipelineManager:
                 f"PLITKA_WEIGHTS_DIR is not set and the default weights dir has no complete weights: {error}"
             ) from error
 
+    def _device_budget(self) -> int | None:
+        """The capped VRAM on CUDA (what `memory.configure` allowed); None (no limit) on the CPU."""
+        if not self.device.startswith("cuda"):
+            return None
+        index = torch.device(self.device).index or 0
+        return int(torch.cuda.get_device_properties(index).total_memory * self.memory_policy["vram_fraction"])
+
     @property
     def loaded(self) -> dict[str, Any]:
-        """What is in memory now (for tests, benches and the logs)."""
+        """What is in memory now (for tests, benches and the logs); `on_device` in LRU order."""
         return {
             "base": self._base is not None,
             "controlnets": tuple(self._controlnet_pipelines),
+            "on_device": tuple(self._lru),
             "annotators": self.annotators.loaded,
         }
+
+    def preload(self, mode: str) -> None:
+        """Load what `PLITKA_PRELOAD` names (see `preload_mode`), timing it into `load_info`."""
+        started = time.perf_counter()
+        if mode in ("base", "all"):
+            self.base_pipeline()
+        if mode == "all":
+            for kind in weights.CONTROLNET_REPOS:
+                self.controlnet_pipeline(kind)
+                if kind != "canny":  # the other control images come from annotator models
+                    self.annotators.detector(kind)
+        self.load_info["preload"] = mode
+        self.load_info["preload_s"] = round(time.perf_counter() - started, 3)
 
     def base_pipeline(self) -> Any:
         """SDXL img2img with TI and LoRA, loaded on first call."""
@@ -190,15 +252,55 @@ class PipelineManager:
                 self._base = self._load_base()
             return self._base
 
-    def controlnet_pipeline(self, kind: str) -> Any:
-        """SDXL ControlNet img2img for `kind`, derived from the base pipeline on first call."""
+    def controlnet_pipeline(self, kind: str, pixels: int = DEFAULT_PIXELS) -> Any:
+        """SDXL ControlNet img2img for `kind` on the device, derived from the base pipeline on first call;
+        other ControlNets are moved off or freed as `plan_residency` says."""
+        return self.prepare(kind, pixels)[0]
+
+    def prepare(self, kind: str | None, pixels: int) -> tuple[Any, ResidencyPlan]:
+        """The pipeline for a request of `pixels` output pixels, with device memory arranged for it."""
         with self._lock:
+            base = self.base_pipeline()
+            on_device = [k for k in self._lru if k != kind]
+            sizes = {k: self._controlnet_bytes(k) for k in [*on_device, *([kind] if kind else [])]}
+            cuda = self.device.startswith("cuda")
+            plan = plan_residency(
+                self.memory_budget,
+                self._base_bytes,
+                sizes,
+                on_device,
+                kind,
+                pixels,
+                host_free_bytes=psutil.virtual_memory().available if cuda else None,
+                estimate_work=cuda,
+            )
+            for evicted in (*plan.to_cpu, *plan.to_free):
+                self._lru.remove(evicted)
+            for evicted in plan.to_cpu:
+                self._controlnet_pipelines[evicted].controlnet.to("cpu")
+            for evicted in plan.to_free:
+                del self._controlnet_pipelines[evicted]
+            if plan.to_cpu or plan.to_free:
+                logger.info("ControlNets moved to CPU %s, freed %s", plan.to_cpu, plan.to_free)
+                memory.release(self.device)
+            base.vae.use_tiling = base.vae.use_slicing = plan.vae_tiling
+            if kind is None:
+                return base, plan
             if kind not in self._controlnet_pipelines:
                 self._controlnet_pipelines[kind] = self._load_controlnet(kind)
-            return self._controlnet_pipelines[kind]
+            elif kind not in self._lru:
+                self._controlnet_pipelines[kind].controlnet.to(self.device)
+            if kind in self._lru:
+                self._lru.remove(kind)
+            self._lru.append(kind)
+            return self._controlnet_pipelines[kind], plan
 
-    def pipeline(self, controlnet: str | None) -> Any:
-        return self.base_pipeline() if controlnet is None else self.controlnet_pipeline(controlnet)
+    def _controlnet_bytes(self, kind: str) -> int:
+        """Device bytes of a ControlNet: measured once loaded, else read from its file's header."""
+        if kind in self._controlnet_pipelines:
+            return module_bytes(self._controlnet_pipelines[kind].controlnet)
+        path = self.weights.path(f"controlnet-{kind}") / weights.DIFFUSERS_WEIGHTS
+        return safetensors_bytes(path, torch.tensor([], dtype=self.dtype).element_size())
 
     def _load_base(self) -> Any:
         from diffusers import AutoencoderKL, StableDiffusionXLImg2ImgPipeline
@@ -216,8 +318,10 @@ class PipelineManager:
             use_safetensors=True,
         ).to(self.device)
         pipe.set_progress_bar_config(disable=True)
+        configure_vae_tiles(pipe.vae)
         load_textual_inversion(pipe, self.weights.path(weights.TI_FILE))
         self.load_info.update(load_lora(pipe, self.weights.path(weights.LORA_FILE)))
+        self._base_bytes = sum(module_bytes(getattr(pipe, name)) for name in BASE_MODULES)
         self.load_info["base_load_s"] = round(time.perf_counter() - started, 3)
         logger.info("loaded SDXL base from %s in %.1f s", self.weights.root, self.load_info["base_load_s"])
         return pipe
@@ -225,7 +329,7 @@ class PipelineManager:
     def _load_controlnet(self, kind: str) -> Any:
         from diffusers import ControlNetModel, StableDiffusionXLControlNetImg2ImgPipeline
 
-        base = self.base_pipeline()
+        base = self._base
         started = time.perf_counter()
         controlnet = ControlNetModel.from_pretrained(
             self.weights.path(f"controlnet-{kind}"),
@@ -267,7 +371,7 @@ class PipelineManager:
         with self._lock, memory.track_peak(self.device) as peak:
             try:
                 started = time.perf_counter()
-                pipe = self.pipeline(kind)
+                pipe, residency = self.prepare(kind, width * height)
                 timings["load"] = time.perf_counter() - started
                 control = None
                 if kind is not None:
@@ -301,6 +405,8 @@ class PipelineManager:
             "render_timings_s": {name: round(value, 4) for name, value in timings.items()},
             "render_peak_memory": peak,
             "memory_policy": self.memory_policy,
+            "residency": residency.as_report(),
+            "runtime": self.runtime,
             "gpu_telemetry": memory.gpu_telemetry(),
             "weights": self.weights.ids,
             "load_info": dict(self.load_info),

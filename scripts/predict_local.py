@@ -99,8 +99,12 @@ def main() -> int:
     except weights.WeightsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    # Demo weights run on the CPU, which only an explicit PLITKA_DEVICE=cpu allows; real weights use
+    # PLITKA_DEVICE as set (unset: the GPU, or a setup error that says why there is none).
+    demo = weights.check_installed(weights_dir).demo
+    env = {"PLITKA_DEVICE": os.environ.get("PLITKA_DEVICE") or "cpu"} if demo else None
     print(f"Starting the Cog server (python -m cog.server.http) for {args.params} ...", flush=True)
-    with running_cog_server(weights_dir, log_dir=args.out) as server:
+    with running_cog_server(weights_dir, env=env, log_dir=args.out) as server:
         started = time.perf_counter()
         response = requests.post(
             f"{server.url}/predictions", json={"input": {"params_json": json.dumps(params)}}, timeout=1800

@@ -5,6 +5,9 @@ import os
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The tests run diffusion on demo weights on the CPU, which only an explicit PLITKA_DEVICE=cpu allows
+# (plitka/device.py); the Cog servers they start inherit it.
+os.environ.setdefault("PLITKA_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="session")

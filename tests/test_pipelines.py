@@ -33,7 +33,7 @@ def test_construction_loads_nothing_and_is_fast(demo_weights_dir):
     started = time.perf_counter()
     fresh = PipelineManager(demo_weights_dir, device="cpu")
     assert time.perf_counter() - started < 1.0
-    assert fresh.loaded == {"base": False, "controlnets": (), "annotators": ()}
+    assert fresh.loaded == {"base": False, "controlnets": (), "on_device": (), "annotators": ()}
 
 
 def test_from_env_uses_the_variable_or_the_default_dir(monkeypatch, demo_weights_dir, tmp_path):

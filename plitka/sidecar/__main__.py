@@ -23,7 +23,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(
         prog="python -m plitka.sidecar",
         description="Queue service in front of Plitka Pro Cog servers (see docs/sidecar.md).",
-        epilog=f"Set {TOKEN_ENV} to require 'Authorization: Bearer <token>' on every mutating endpoint.",
+        epilog=f"Set {TOKEN_ENV} to require 'Authorization: Bearer <token>' on everything but "
+        "GET /queue_status, GET /health and the page (see docs/sidecar.md, Security model).",
     )
     parser.add_argument(
         "--cog-url",
@@ -63,6 +64,15 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         default=[],
         metavar="ORIGIN",
         help="A web origin allowed to call the API from a browser (repeatable).",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        dest="allowed_hosts",
+        default=[],
+        metavar="NAME",
+        help="A host name clients address this service by, beyond the bind address, localhost and "
+        "the --public-url host (repeatable; other Host headers get 400: DNS-rebinding guard).",
     )
     parser.add_argument(
         "--max-body-bytes",
@@ -123,6 +133,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args["cog_urls"] = tuple(url.rstrip("/") for url in args["cog_urls"] or defaults.cog_urls)
     args["cors_origins"] = tuple(args["cors_origins"])
+    args["allowed_hosts"] = tuple(args["allowed_hosts"])
     return Settings(token=token_from_env(), **args).validate()
 
 

@@ -6,20 +6,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from plitka.sidecar.backends import open_backend
 from plitka.sidecar.config import Settings
+from plitka.sidecar.limits import webhook_max_bytes
 from plitka.sidecar.models import ErrorBody
 from plitka.sidecar.routers import backend, health, jobs, page, queue, webhooks
 from plitka.sidecar.routers.page import STATIC_DIR
-from plitka.sidecar.security import BodyLimit
-
-WEBHOOK_MAX_BYTES = 256 * 1024 * 1024
+from plitka.sidecar.security import RequestGuard
+from plitka.sidecar.services import Services
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -28,15 +29,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = open_backend(settings)
-        app.state.services = services
-        await services.dispatcher.start(run_queue=settings.backend == "sqlite")
+        backend = open_backend(settings)
+        app.state.services = Services(settings, backend)
+        # Returns at once: recovery and the first health poll run while the API already answers.
+        await backend.start()
         try:
             yield
         finally:
-            await services.dispatcher.stop()
-            await services.http.aclose()
-            services.store.close()
+            await backend.stop()
+            backend.store.close()
 
     app = FastAPI(
         title="Plitka Pro sidecar",
@@ -45,6 +46,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         responses={
             422: {"model": ErrorBody, "description": "Invalid input: every problem with its field and fix."},
+            400: {"model": ErrorBody, "description": "Host header not on the allow-list (--allowed-host)."},
+            403: {"model": ErrorBody, "description": "A browser request from another site (--cors-origin)."},
             413: {"model": ErrorBody, "description": "Request body larger than --max-body-bytes."},
             503: {"model": ErrorBody, "description": "The queue backend (Redis) is unreachable."},
         },
@@ -63,7 +66,12 @@ def create_app(settings: Settings) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, webhook_max_bytes=WEBHOOK_MAX_BYTES)
+    app.add_middleware(
+        RequestGuard,
+        settings=settings,
+        webhook_secret=lambda: app.state.services.backend.webhook_secret,
+        webhook_max=webhook_max_bytes(settings.max_body_bytes),
+    )
     return app
 
 
@@ -108,5 +116,14 @@ async def _queue_unavailable(_request: Request, error: Exception) -> JSONRespons
 
 
 async def _http_error(_request: Request, error: HTTPException) -> JSONResponse:
-    body = error.detail if isinstance(error.detail, dict) else {"error": str(error.detail), "problems": []}
+    """Every HTTP error in the product's problem format (Starlette's own ones carry a bare string)."""
+    if isinstance(error.detail, dict):
+        body = error.detail
+    else:
+        problem = {
+            "field": "request",
+            "message": f"{error.detail}.",
+            "fix": "send the method, path and JSON body documented at /docs.",
+        }
+        body = {"error": f"http_{error.status_code}", "problems": [problem]}
     return JSONResponse(body, status_code=error.status_code, headers=error.headers)

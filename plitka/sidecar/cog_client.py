@@ -18,6 +18,9 @@ ATTACHED = "attached"
 BUSY = "busy"
 REJECTED = "rejected"
 UNREACHABLE = "unreachable"
+CANCELED = "canceled"
+NOT_RUNNING = "not running"
+CANCEL_FAILED = "cancel failed"
 
 UNREACHABLE_STATUS = "UNREACHABLE"
 
@@ -34,6 +37,14 @@ class StartResult:
     kind: str
     detail: str
     attempts: int
+
+
+@dataclass(frozen=True)
+class CancelAnswer:
+    """`kind` is CANCELED, NOT_RUNNING (404: it already ended) or CANCEL_FAILED; `detail` for people."""
+
+    kind: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -108,26 +119,38 @@ class CogClient:
                 return StartResult(
                     REJECTED, f"HTTP {response.status_code}: {_error_text(response)}", attempt + 1
                 )
-            state = response.json().get("status")
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                # Not Cog (a proxy's page, a wrong --cog-url): nothing will ever report on this job.
+                detail = (
+                    f"HTTP {response.status_code} without a Cog prediction in the body "
+                    f"({response.text[:200]!r}); check that {self.url} is a Cog server"
+                )
+                return StartResult(REJECTED, detail, attempt + 1)
+            state = body.get("status")
             kind = STARTED if state in (None, "starting") else ATTACHED
             return StartResult(kind, str(state), attempt + 1)
         return StartResult(
             UNREACHABLE, f"{self.url} failed {self.retry.retries + 1} times: {last}", self.retry.retries + 1
         )
 
-    async def cancel(self, prediction_id: str) -> str:
-        """'canceled', 'not running' (404: it already ended) or the failure text; never raises."""
+    async def cancel(self, prediction_id: str) -> CancelAnswer:
+        """Ask Cog to stop a prediction; never raises (a failure is an answer of its own)."""
         try:
             response = await self._http.post(
                 f"{self.url}/predictions/{prediction_id}/cancel", timeout=self.timeout
             )
         except httpx.HTTPError as error:
-            return f"cancel failed: {_describe(error)}"
+            return CancelAnswer(CANCEL_FAILED, f"cancel failed: {self.url}: {_describe(error)}")
         if response.status_code == 404:
-            return "not running"
+            return CancelAnswer(NOT_RUNNING, NOT_RUNNING)
         if not response.is_success:
-            return f"cancel failed: HTTP {response.status_code}: {_error_text(response)}"
-        return "canceled"
+            detail = f"cancel failed: {self.url}: HTTP {response.status_code}: {_error_text(response)}"
+            return CancelAnswer(CANCEL_FAILED, detail)
+        return CancelAnswer(CANCELED, CANCELED)
 
     async def predict(self, cog_input: dict[str, Any], timeout: float) -> tuple[int, dict[str, Any]]:
         """One synchronous prediction (used by POST /test); returns (HTTP status, body)."""

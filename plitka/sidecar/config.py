@@ -1,7 +1,8 @@
 """Sidecar settings: one typed object built from the command line and the environment, checked once.
 
-Unsafe combinations (an open port without a token, a webhook address Cog cannot reach) are
-refused at start with a message that names the option and the fix, instead of surfacing later.
+Unsafe combinations (an open port without a token, a webhook address Cog cannot reach) and
+values out of range are refused at start with a message that names the option and the fix,
+instead of surfacing later as a queue that answers 413 to everything or floods Cog.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Settings:
     token: str | None = None
     allow_open_bind: bool = False
     cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     max_body_bytes: int = 64 * 1024
     result_ttl_seconds: float = 3600.0
     retries: int = 3
@@ -51,9 +53,23 @@ class Settings:
         """Where Cog sends prediction updates: --public-url, else this service's own address."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = "127.0.0.1" if self.host in WILDCARD_HOSTS else self.host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
+
+    @property
+    def host_allow_list(self) -> frozenset[str]:
+        """Host names requests may be addressed to (DNS-rebinding guard), lower case, no port.
+
+        The bind address, the loopback names and literals, the host of --public-url (Cog's
+        webhooks arrive addressed to it) and every --allowed-host.
+        """
+        names = {"localhost", "127.0.0.1", "::1", *(h.strip("[]").lower() for h in self.allowed_hosts)}
+        if self.host not in WILDCARD_HOSTS:
+            names.add(self.host.strip("[]").lower())
+        if self.public_url:
+            names.add((urlsplit(self.public_url).hostname or "").lower())
+        return frozenset(names)
 
     def validate(self) -> Settings:
         """Return self, or raise ConfigError listing every problem at once."""
@@ -81,12 +97,14 @@ class Settings:
             problems.append(
                 f"--lost-job-policy: {self.lost_job_policy!r} is not one of {', '.join(LOST_JOB_POLICIES)}."
             )
-        if not 0 < self.port < 65536:
-            problems.append(f"--port: {self.port} is not a TCP port; use 1–65535, e.g. 8700.")
-        if self.result_ttl_seconds <= 0:
-            problems.append("--result-ttl: must be > 0 seconds; the default keeps results for 3600 s.")
-        if self.max_attempts < 1:
-            problems.append("--max-attempts: must be at least 1.")
+        problems += _range_problems(self)
+        problems += _webhook_problems(self)
+        for host in self.allowed_hosts:
+            if not host or "/" in host or (":" in host and not _is_ip(host)):
+                problems.append(
+                    f"--allowed-host: {host!r} must be a bare host name or IP address such as "
+                    "queue.example.com (no scheme, no port)."
+                )
         if self.token is not None and len(self.token) < 16:
             problems.append(
                 f"{TOKEN_ENV}: the token is shorter than 16 characters; use e.g. `openssl rand -hex 24`."
@@ -106,6 +124,68 @@ class Settings:
         if problems:
             raise ConfigError("Invalid sidecar settings:\n- " + "\n- ".join(problems))
         return self
+
+
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+# option, attribute, lowest, highest, what the default is for (the message names the fix).
+RANGES: tuple[tuple[str, str, float, float, str], ...] = (
+    ("--port", "port", 1, 65535, "a TCP port, e.g. 8700"),
+    ("--max-body-bytes", "max_body_bytes", 4096, 16 * 1024 * 1024, "a batch of 10 recipes needs a few KiB"),
+    ("--result-ttl", "result_ttl_seconds", 1, 30 * 24 * 3600, "finished jobs are kept 3600 s by default"),
+    ("--retries", "retries", 0, 10, "retries of a transient Cog failure, default 3"),
+    ("--backoff", "backoff_seconds", 0.01, 60, "first retry delay in seconds, default 0.5"),
+    ("--max-attempts", "max_attempts", 1, 10, "runs per job, default 2"),
+    ("--health-interval", "health_interval_seconds", 0.1, 300, "seconds between Cog polls, default 2"),
+    ("--watchdog-grace", "watchdog_grace_seconds", 1, 3600, "seconds of silence, default 15"),
+    ("busy retry", "busy_retry_seconds", 0.05, 60, "seconds between tries on a busy server, default 1"),
+    ("Cog timeout", "cog_timeout_seconds", 0.5, 600, "seconds per Cog call, default 10"),
+    ("test timeout", "test_timeout_seconds", 1, 3600, "seconds for POST /test's draft render, default 120"),
+)
+
+
+def _range_problems(settings: Settings) -> list[str]:
+    problems = []
+    for option, name, low, high, meaning in RANGES:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            problems.append(f"{option}: {value!r} is outside {_number(low)}–{_number(high)} ({meaning}).")
+    return problems
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _webhook_problems(settings: Settings) -> list[str]:
+    """Cog posts results to webhook_base: it must be an address every Cog server can reach.
+
+    Without --public-url the webhook goes to this service's loopback/bind address, which only a
+    Cog server on this very host (loopback URL, host network) can reach; a remote Cog would run
+    each job, report into the void, run it again and fail it.
+    """
+    remote = [url for url in settings.cog_urls if not is_loopback(urlsplit(url).hostname or "")]
+    if not remote:
+        return []
+    if settings.public_url is None:
+        return [
+            f"--public-url: required because {', '.join(remote)} is not on this host; give the address "
+            "those Cog servers reach this service at, e.g. --public-url http://10.0.0.5:8700."
+        ]
+    if is_loopback(urlsplit(settings.public_url).hostname or ""):
+        return [
+            f"--public-url: {settings.public_url} is a loopback address, which {', '.join(remote)} cannot "
+            "reach; give this host's address on their network."
+        ]
+    return []
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(host: str) -> bool:

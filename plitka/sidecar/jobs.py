@@ -29,6 +29,9 @@ COG_STATUS_MAP = {
 }
 
 LOG_TAIL_CHARS = 4000
+# A job released a thousand times (Cog down for hours) must not grow without bound: the first
+# notes say what happened first, the last ones what happens now.
+MAX_NOTES = 20
 
 # tqdm lines as Cog forwards them: " 40%|####      | 2/5 [00:01<00:02,  1.00it/s]".
 _PROGRESS = re.compile(r"(\d{1,3})%\|[^|\n]*\|\s*(\d+)/(\d+)")
@@ -53,10 +56,43 @@ class Job:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     updated_at: float | None = None
+    # Cog accepted the start request of the current attempt (False: claimed, PUT not yet answered).
+    launched: bool = False
+    # Cancelled in the queue while running, and Cog has not yet confirmed the cancel; the
+    # dispatcher (or the next start-up) keeps sending it until Cog answers.
+    cancel_pending: bool = False
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """The columns of one row of the operator page's job table (GET /jobs): no input, output, logs."""
+
+    id: int
+    type: str
+    status: str
+    position: int | None
+    progress: float | None
+    server: str | None
+    attempts: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    notes: list[str]
+
+
+def with_note(notes: list[str], note: str) -> list[str]:
+    """`notes` plus `note` (unless it repeats the last one), at most MAX_NOTES (first 5, newest rest)."""
+    if notes[-1:] == [note]:
+        return list(notes)
+    grown = [*notes, note]
+    if len(grown) <= MAX_NOTES:
+        return grown
+    return grown[:5] + grown[-(MAX_NOTES - 5) :]
 
 
 def prediction_id(namespace: str, job_id: int) -> str:

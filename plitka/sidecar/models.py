@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_BATCH = 10
+MAX_LIST = 200
 JobStatus = Literal["pending", "processing", "succeeded", "failed", "canceled"]
 
 
@@ -78,13 +79,42 @@ class JobView(BaseModel):
     input: dict[str, Any]
 
 
+class JobRow(BaseModel):
+    """One row of the page's job table (GET /jobs): no input, output or logs."""
+
+    job_id: int
+    type: str
+    status: JobStatus
+    position: int | None = Field(
+        description="1-based place while pending, 0 while processing, null when finished."
+    )
+    progress: float | None
+    server: str | None
+    attempts: int
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    error: str | None
+    notes: list[str]
+
+
 class CanceledJob(BaseModel):
     job_id: int
     status: JobStatus
     previous_status: JobStatus
+    ok: bool = Field(
+        description="False when the job was running and the cancel did not reach its Cog server "
+        "(it is cancelled in the queue; the sidecar keeps sending the cancel)."
+    )
     cog_cancel: str | None = Field(
         description="What the Cog server said when a processing job was cancelled there."
     )
+
+
+class CogCancel(BaseModel):
+    job_id: int
+    reached: bool = Field(description="The Cog server confirmed the cancel (or no longer ran the job).")
+    detail: str
 
 
 class QueueJob(BaseModel):
@@ -115,13 +145,15 @@ class ClearedCounts(BaseModel):
 class ClearResponse(BaseModel):
     """DESIGN §8 shape of POST /clear_queue."""
 
-    ok: bool
+    ok: bool = Field(description="False when a running job's cancel did not reach its Cog server.")
     message: str
     cleared: ClearedCounts
+    cancels: list[CogCancel] = Field(description="Per running job: did the cancel reach Cog.")
 
 
 class ServerHealth(BaseModel):
-    url: str
+    name: str = Field(description="'server N', in --cog-url order.")
+    url: str | None = Field(description="Null for callers without the token (internal address).")
     status: str = Field(
         description="READY, BUSY, STARTING, SETUP_FAILED, UNREACHABLE or UNKNOWN (not checked yet)."
     )
@@ -134,7 +166,12 @@ class HealthView(BaseModel):
     status: Literal["ok", "degraded"] = Field(description="'degraded' when no Cog server is usable.")
     backend: str
     gpu_reachable: bool
-    auth_required: bool = Field(description="Mutating endpoints need 'Authorization: Bearer <token>'.")
+    auth_required: bool = Field(
+        description="Everything but GET /queue_status, GET /health and the page needs a bearer token."
+    )
+    recovering: bool = Field(
+        description="Start-up recovery of jobs a stopped sidecar left running is still under way."
+    )
     servers: list[ServerHealth]
 
 

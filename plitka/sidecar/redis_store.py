@@ -2,8 +2,10 @@
 
 Layout (prefix `plitka:`): `job:<id>` hash per job, `pending` sorted set (score = id, so the
 queue order is the submission order), `processing` set, `finished` sorted set (score = finish
-time, for retention), `seq` id counter, `meta` hash (namespace, webhook secret). Every change
-that touches several keys is one Lua script, so API and workers never see half a change.
+time, for retention), `cancels` set (cancelled while running, Cog has not confirmed), `seq` id
+counter, `meta` hash (namespace, webhook secret), `settings` (the API's reliability settings,
+JSON, read by the workers). Every change that touches several keys is one Lua script, so API
+and workers never see half a change.
 """
 
 from __future__ import annotations
@@ -24,15 +26,17 @@ from plitka.sidecar.jobs import (
     PROCESSING,
     SUCCEEDED,
     Job,
+    JobSummary,
     log_tail,
     parse_progress,
+    with_note,
 )
 from plitka.sidecar.sqlite_store import timing_summary
 from plitka.sidecar.store import ClearResult, queue_status
 
 P = "plitka:"
 
-# KEYS: pending, processing, finished. ARGV: pending_only ("1"/"0"), now, prefix.
+# KEYS: pending, processing, finished, cancels. ARGV: pending_only ("1"/"0"), now, prefix.
 _CLEAR = """
 local now = ARGV[2]
 local cleared = {}
@@ -46,8 +50,9 @@ redis.call('DEL', KEYS[1])
 if ARGV[1] == '0' then
   for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     redis.call('HSET', ARGV[3] .. 'job:' .. id, 'status', 'canceled', 'finished_at', now, 'updated_at', now,
-               'error', 'canceled: queue cleared')
+               'error', 'canceled: queue cleared', 'cancel_pending', '1')
     redis.call('ZADD', KEYS[3], now, id)
+    redis.call('SADD', KEYS[4], id)
     table.insert(cleared, id)
   end
   redis.call('DEL', KEYS[2])
@@ -60,7 +65,7 @@ _CLAIM = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], 'status', 'processing', 'server', ARGV[2], 'started_at', ARGV[3],
-           'updated_at', ARGV[3], 'logs', '', 'progress', '')
+           'updated_at', ARGV[3], 'logs', '', 'progress', '', 'launched', '')
 redis.call('HINCRBY', KEYS[3], 'attempts', 1)
 return 1
 """
@@ -70,14 +75,15 @@ _RELEASE = """
 if redis.call('SREM', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
 redis.call('HSET', KEYS[3], 'status', 'pending', 'server', '', 'started_at', '', 'updated_at', ARGV[2],
-           'notes', ARGV[3])
+           'notes', ARGV[3], 'launched', '')
 redis.call('HINCRBY', KEYS[3], 'attempts', -1)
 return 1
 """
 
-# KEYS: pending, processing, finished, job. ARGV: id, expected status, then field/value pairs.
-# Applies the fields only if the job still has the expected status; moves it to `finished`
-# when the new status is final. Returns 1 when applied.
+# KEYS: pending, processing, finished, job, cancels. ARGV: id, expected status, then field/value
+# pairs. Applies the fields only if the job still has the expected status; moves it to
+# `finished` when the new status is final and into `cancels` with cancel_pending. Returns 1
+# when applied.
 _TRANSITION = """
 if redis.call('HGET', KEYS[4], 'status') ~= ARGV[2] then return 0 end
 local fields = {}
@@ -85,6 +91,7 @@ local new_status = ARGV[2]
 for i = 3, #ARGV, 2 do
   table.insert(fields, ARGV[i]); table.insert(fields, ARGV[i + 1])
   if ARGV[i] == 'status' then new_status = ARGV[i + 1] end
+  if ARGV[i] == 'cancel_pending' and ARGV[i + 1] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) end
 end
 redis.call('HSET', KEYS[4], unpack(fields))
 if new_status ~= 'pending' and new_status ~= 'processing' then
@@ -171,15 +178,42 @@ class RedisStore:
                 counts[status] += 1
         return counts
 
-    def recent(self, limit: int) -> list[Job]:
+    def summaries(self, limit: int) -> list[JobSummary]:
         ids = {int(i) for i in self._r.smembers(P + "processing")}
-        ids |= {int(i) for i in self._r.zrange(P + "pending", 0, limit - 1)}
+        ids |= {int(i) for i in self._r.zrange(P + "pending", 0, -1)}
         ids |= {int(i) for i in self._r.zrange(P + "finished", 0, limit - 1, desc=True)}
-        jobs = [job for job in (self.get(i) for i in sorted(ids, reverse=True)[:limit]) if job]
-        return jobs
+        chosen = sorted(ids, reverse=True)[:limit]
+        pipe = self._r.pipeline(transaction=False)
+        for job_id in chosen:
+            pipe.hmget(_key(job_id), SUMMARY_FIELDS)
+            pipe.zrank(P + "pending", str(job_id))
+        replies = pipe.execute()
+        summaries = []
+        for job_id, row, rank in zip(chosen, replies[::2], replies[1::2], strict=True):
+            data = dict(zip(SUMMARY_FIELDS, row, strict=True))
+            if data["status"] is None:
+                continue
+            position = 0 if data["status"] == PROCESSING else None if rank is None else rank + 1
+            summaries.append(
+                JobSummary(
+                    id=job_id,
+                    type=data["type"],
+                    status=data["status"],
+                    position=position,
+                    progress=_float(data["progress"]),
+                    server=data["server"] or None,
+                    attempts=int(data["attempts"] or 0),
+                    created_at=float(data["created_at"]),
+                    started_at=_float(data["started_at"]),
+                    finished_at=_float(data["finished_at"]),
+                    error=data["error"] or None,
+                    notes=json.loads(data["notes"] or "[]"),
+                )
+            )
+        return summaries
 
     def clear(self, pending_only: bool) -> ClearResult:
-        keys = [P + "pending", P + "processing", P + "finished"]
+        keys = [P + "pending", P + "processing", P + "finished", P + "cancels"]
         pending, cleared = self._clear(keys=keys, args=["1" if pending_only else "0", time.time(), P])
         return ClearResult(pending=int(pending), processing=[job for job in map(self.get, cleared) if job])
 
@@ -189,10 +223,52 @@ class RedisStore:
             return job
         now = time.time()
         fields = {"status": CANCELED, "finished_at": now, "updated_at": now, "error": f"canceled: {note}"}
-        fields["notes"] = json.dumps([*job.notes, note])
+        fields["notes"] = json.dumps(with_note(job.notes, note))
+        if job.status == PROCESSING:
+            fields["cancel_pending"] = "1"
         if not self._apply(job_id, job.status, fields):
             return self.cancel(job_id, note)
         return job
+
+    def cancel_confirmed(self, job_id: int, note: str) -> None:
+        job = self.get(job_id)
+        if job is not None:
+            pipe = self._r.pipeline(transaction=True)
+            pipe.hset(
+                _key(job_id), mapping={"cancel_pending": "", "notes": json.dumps(with_note(job.notes, note))}
+            )
+            pipe.srem(P + "cancels", str(job_id))
+            pipe.execute()
+
+    def pending_cancels(self, server: str | None = None) -> list[Job]:
+        jobs = [self.get(int(i)) for i in sorted(self._r.smembers(P + "cancels"), key=int)]
+        return [job for job in jobs if job and (server is None or job.server == server)]
+
+    def mark_launched(self, job_id: int) -> None:
+        self._apply(job_id, PROCESSING, {"launched": "1"})
+
+    def mark_sent(self, job_ids: list[int]) -> None:
+        """Celery: these jobs have a task in the broker (a crash before this leaves them unsent)."""
+        pipe = self._r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hset(_key(job_id), "task_sent", "1")
+        pipe.execute()
+
+    def unsent_pending(self) -> list[int]:
+        """Pending jobs whose task never reached the broker (the API died between the two writes)."""
+        ids = [int(i) for i in self._r.zrange(P + "pending", 0, -1)]
+        pipe = self._r.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(_key(job_id), "task_sent")
+        return [job_id for job_id, sent in zip(ids, pipe.execute(), strict=True) if not sent]
+
+    def publish_settings(self, values: dict[str, Any]) -> None:
+        """The API's reliability settings, for the Celery workers (they have no command line of ours)."""
+        self._r.set(P + "settings", json.dumps(values))
+
+    def shared_settings(self) -> dict[str, Any] | None:
+        raw = self._r.get(P + "settings")
+        return json.loads(raw) if raw else None
 
     def claim_next(self, server: str) -> Job | None:
         while True:
@@ -213,7 +289,7 @@ class RedisStore:
         job = self.get(job_id)
         if job is None:
             return
-        notes = job.notes if job.notes[-1:] == [note] else [*job.notes, note]
+        notes = with_note(job.notes, note)
         keys = [P + "pending", P + "processing", _key(job_id)]
         self._release(keys=keys, args=[job_id, time.time(), json.dumps(notes)])
 
@@ -251,14 +327,14 @@ class RedisStore:
         now = time.time()
         fields = {"status": status, "error": error or "", "finished_at": now, "updated_at": now}
         if note:
-            fields["notes"] = json.dumps([*job.notes, note])
+            fields["notes"] = json.dumps(with_note(job.notes, note))
         return self.get(job_id) if self._apply(job_id, PROCESSING, fields) else None
 
     def add_note(self, job_id: int, note: str, count_attempt: bool = False) -> None:
         job = self.get(job_id)
         if job is None:
             return
-        fields = {"notes": json.dumps([*job.notes, note]), "updated_at": time.time()}
+        fields = {"notes": json.dumps(with_note(job.notes, note)), "updated_at": time.time()}
         if count_attempt:
             fields["attempts"] = job.attempts + 1
         self._r.hset(_key(job_id), mapping=fields)
@@ -268,7 +344,8 @@ class RedisStore:
         return [job for job in jobs if job and (server is None or job.server == server)]
 
     def purge_finished(self, before: float) -> int:
-        ids = self._r.zrangebyscore(P + "finished", "-inf", before)
+        waiting = self._r.smembers(P + "cancels")
+        ids = [i for i in self._r.zrangebyscore(P + "finished", "-inf", before) if i not in waiting]
         if ids:
             pipe = self._r.pipeline(transaction=True)
             pipe.delete(*(_key(i) for i in ids))
@@ -294,8 +371,22 @@ class RedisStore:
         args: list[Any] = [job_id, expected]
         for name, value in fields.items():
             args += [name, value]
-        keys = [P + "pending", P + "processing", P + "finished", _key(job_id)]
+        keys = [P + "pending", P + "processing", P + "finished", _key(job_id), P + "cancels"]
         return bool(self._transition(keys=keys, args=args))
+
+
+SUMMARY_FIELDS = [
+    "type",
+    "status",
+    "progress",
+    "server",
+    "attempts",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "error",
+    "notes",
+]
 
 
 def _key(job_id: int | str) -> str:
@@ -323,4 +414,6 @@ def _job(data: dict[str, str]) -> Job:
         output=json.loads(data["output"]) if data.get("output") else None,
         error=data.get("error") or None,
         notes=json.loads(data.get("notes") or "[]"),
+        launched=bool(data.get("launched")),
+        cancel_pending=bool(data.get("cancel_pending")),
     )

@@ -1,83 +1,179 @@
-"""Bearer token on mutating endpoints and a hard cap on request body sizes.
+"""Who may call what: Host allow-list, cross-site guard, bearer token, webhook signatures, body caps.
 
-The sidecar can clear a shop's GPU queue, so anything that changes state needs the token when
-one is configured; reads stay open for the existing front end's badge. Body limits stop a
-single request from filling memory or the queue database.
+The sidecar can clear a shop's GPU queue, so one ASGI middleware decides every request before
+any route runs or any body byte is read (docs/sidecar.md, "Security model"):
+
+1. Host not on the allow-list → 400 (a DNS-rebinding page addresses us by its own name);
+2. a browser request from another site (Origin neither this page's nor a --cors-origin) that
+   could change something → 403; requests without Origin (curl, Python, shop back ends) pass;
+3. the exact webhook path `/webhooks/cog/{id}` is authenticated by the HMAC in its query,
+   everything else under `/webhooks/` is refused;
+4. with a token set, everything except the public reads (GET /queue_status, GET /health, the
+   page and its static files, the API docs) needs `Authorization: Bearer <token>` → 401;
+5. bodies larger than their cap → 413, checked on the declared length and while streaming.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import re
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 
-from fastapi import HTTPException, Request, status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plitka.sidecar.config import TOKEN_ENV
+from plitka.sidecar.config import TOKEN_ENV, Settings
 from plitka.sidecar.models import ErrorBody
 
 AUTH_RESPONSES: dict[int | str, dict] = {
     401: {"model": ErrorBody, "description": f"Missing or wrong 'Authorization: Bearer' token ({TOKEN_ENV})."}
 }
 
-
-def require_token(request: Request) -> None:
-    """FastAPI dependency: 401 unless the configured bearer token is presented (no-op when unset)."""
-    expected = request.app.state.settings.token
-    if not expected:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail={
-                "error": "unauthorized",
-                "problems": [
-                    {
-                        "field": "Authorization",
-                        "message": "missing or wrong bearer token." if header else "missing.",
-                        "fix": f"send 'Authorization: Bearer <token>' with the value of {TOKEN_ENV}.",
-                    }
-                ],
-            },
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+WEBHOOK_PATH = re.compile(r"/webhooks/cog/([1-9][0-9]{0,17})")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_PATHS = frozenset({"/queue_status", "/health", "/", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 
 
-class BodyLimit:
-    """ASGI middleware: 413 when a body exceeds its limit (declared or streamed; webhooks get more room)."""
+def webhook_signature(secret: str, job_id: int) -> str:
+    """Cog cannot send our bearer token, so each webhook URL carries an HMAC of its job id."""
+    return hmac.new(secret.encode(), str(job_id).encode(), hashlib.sha256).hexdigest()[:32]
 
-    def __init__(self, app: ASGIApp, max_bytes: int, webhook_max_bytes: int):
+
+def is_authenticated(scope: Scope) -> bool:
+    """True when the request carried the configured token (always true without a token)."""
+    return bool(scope.get("state", {}).get("authenticated"))
+
+
+class RequestGuard:
+    """ASGI middleware applying rules 1–5 of the module docstring, in that order."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, webhook_secret: Callable[[], str], webhook_max: int):
         self.app = app
-        self.max_bytes = max_bytes
-        self.webhook_max_bytes = webhook_max_bytes
+        self.settings = settings
+        self.allowed_hosts = settings.host_allow_list
+        self.cors_origins = {origin.rstrip("/").lower() for origin in settings.cors_origins}
+        self.webhook_secret = webhook_secret
+        self.webhook_max = webhook_max
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.webhook_max_bytes if scope["path"].startswith("/webhooks/") else self.max_bytes
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        method, path = scope["method"], scope["path"]
+        host = headers.get("host", "")
+        if _hostname(host) not in self.allowed_hosts:
+            await _refuse(
+                send,
+                400,
+                "bad_host",
+                "Host",
+                f"{host!r} is not a name this service answers to.",
+                "call it by its bind address or localhost, or start it with --allowed-host NAME.",
+            )
+            return
+        origin = headers.get("origin")
+        if method not in SAFE_METHODS and origin is not None and not self._same_or_allowed(origin, host):
+            await _refuse(
+                send,
+                403,
+                "cross_site_request",
+                "Origin",
+                f"{origin!r} is another site; browsers may not change this queue from there.",
+                "call the API from this service's own page, from a server (no Origin header), "
+                "or list the site with --cors-origin.",
+            )
+            return
+        limit = self.settings.max_body_bytes
+        if path.startswith("/webhooks/"):
+            if not self._webhook_signed(path, scope.get("query_string", b"")):
+                await _refuse(
+                    send,
+                    403,
+                    "forbidden",
+                    "sig",
+                    "bad or missing webhook signature.",
+                    "only Cog posts here, to the URL the sidecar gave it.",
+                )
+                return
+            limit = self.webhook_max
+        else:
+            authenticated = self._token_ok(headers.get("authorization", ""))
+            scope.setdefault("state", {})["authenticated"] = authenticated
+            if not authenticated and not _public(method, path):
+                await _refuse(
+                    send,
+                    401,
+                    "unauthorized",
+                    "Authorization",
+                    "missing or wrong bearer token." if "authorization" in headers else "missing.",
+                    f"send 'Authorization: Bearer <token>' with the value of {TOKEN_ENV}.",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+        await _limited(self.app, scope, receive, send, headers.get("content-length"), limit)
+
+    def _same_or_allowed(self, origin: str, host: str) -> bool:
+        """The page's own origin (same host and port, either scheme behind a proxy) or a listed one."""
+        if origin.rstrip("/").lower() in self.cors_origins:
+            return True
+        return urlsplit(origin).netloc.lower() == host.lower() != ""
+
+    def _webhook_signed(self, path: str, query: bytes) -> bool:
+        match = WEBHOOK_PATH.fullmatch(path)
+        if match is None:
+            return False
+        presented = parse_qs(query.decode("latin-1")).get("sig", [""])[0]
+        expected = webhook_signature(self.webhook_secret(), int(match.group(1)))
+        return hmac.compare_digest(presented.encode(), expected.encode())
+
+    def _token_ok(self, header: str) -> bool:
+        expected = self.settings.token
+        if not expected:
+            return True
+        scheme, _, presented = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            presented.strip().encode(), expected.encode()
+        )
+
+
+def _public(method: str, path: str) -> bool:
+    """Readable without the token: the badge's count, liveness, the page and the API docs."""
+    if method == "OPTIONS":  # CORS preflights never carry credentials; CORSMiddleware answers them.
+        return True
+    return method in ("GET", "HEAD") and (path in PUBLIC_PATHS or path.startswith("/static/"))
+
+
+def _hostname(host: str) -> str:
+    """The host part of a Host header, lower case, without port or IPv6 brackets ('' if malformed)."""
+    try:
+        return (urlsplit(f"//{host}").hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+async def _limited(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, declared: str | None, limit: int
+) -> None:
+    """Run the app with the body capped at `limit` bytes: read fully first, then replayed."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        await _too_large(send, limit)
+        return
+    chunks, seen, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            await app(scope, _replay([message]), send)
+            return
+        seen += len(message.get("body", b""))
+        if seen > limit:
             await _too_large(send, limit)
             return
-        # Read the whole body first (bounded by the limit), then replay it: a streamed body that
-        # turns out too large is refused before the app has seen any of it.
-        chunks, seen, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay([message]), send)
-                return
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                await _too_large(send, limit)
-                return
-            chunks.append(message)
-            more = message.get("more_body", False)
-        await self.app(scope, _replay(chunks, receive), send)
+        chunks.append(message)
+        more = message.get("more_body", False)
+    await app(scope, _replay(chunks, receive), send)
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
@@ -95,23 +191,28 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "error": "request_too_large",
-            "problems": [
-                {
-                    "field": "body",
-                    "message": f"is larger than {limit} bytes.",
-                    "fix": "send fewer or smaller recipes (10 per batch at most) or raise --max-body-bytes.",
-                }
-            ],
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
+    await _refuse(
+        send,
+        413,
+        "request_too_large",
+        "body",
+        f"is larger than {limit} bytes.",
+        "send fewer or smaller recipes (10 per batch at most) or raise --max-body-bytes.",
     )
+
+
+async def _refuse(
+    send: Send,
+    status: int,
+    error: str,
+    field: str,
+    message: str,
+    fix: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    body = json.dumps(
+        {"error": error, "problems": [{"field": field, "message": message, "fix": fix}]}
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": body})

@@ -1,61 +1,64 @@
-"""The running service's parts in one place (store, Cog clients, dispatcher, backend hooks).
+"""The running service's parts in one place (settings, store, backend, Cog clients).
 
 Routers receive this object through `get_services`, so each router stays a thin translation
 between HTTP and these calls, and tests can build the same object around a temporary database.
+Every blocking store call goes through `Services.run` (a worker thread), never the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, TypeVar
 
-import httpx
 from fastapi import Depends, Request
 
-from plitka.sidecar.cog_client import CogClient, CogError, RetryPolicy
+from plitka.sidecar.backends import Backend
+from plitka.sidecar.cog_client import CogClient, CogError
 from plitka.sidecar.config import Settings
-from plitka.sidecar.dispatcher import Dispatcher
-from plitka.sidecar.jobs import Job, prediction_id
+from plitka.sidecar.runner import off_loop
 from plitka.sidecar.store import QueueStore
 
-
-class BackendError(RuntimeError):
-    """The queue backend could not take the jobs; they were cancelled, the caller must retry."""
-
-
-class QueueHooks(Protocol):
-    """What a backend does beyond storing: SQLite wakes its dispatcher, Celery sends tasks."""
-
-    def submitted(self, job_ids: list[int]) -> None:
-        """Stored jobs must now run; raises BackendError (after cancelling them) if they cannot."""
-        ...
-
-    def cleared(self) -> None: ...
+T = TypeVar("T")
 
 
 @dataclass
 class Services:
     settings: Settings
-    store: QueueStore
-    http: httpx.AsyncClient
-    clients: list[CogClient]
-    dispatcher: Dispatcher
-    hooks: QueueHooks
+    backend: Backend
     started_at: float = field(default_factory=time.time)
     submitted: int = 0
     _schema: dict[str, Any] | None = None
     _status_cache: tuple[int, bytes] | None = None
 
-    def queue_status_json(self) -> bytes:
-        """The /queue_status body, serialised once per queue change (the badge polls it often)."""
+    @property
+    def store(self) -> QueueStore:
+        return self.backend.store
+
+    @property
+    def clients(self) -> list[CogClient]:
+        return self.backend.clients
+
+    async def run(self, call: Callable[..., T], *args: Any) -> T:
+        """A blocking store call, in the thread pool."""
+        return await off_loop(call, *args)
+
+    async def queue_status_json(self) -> bytes:
+        """The /queue_status body, serialised once per queue change (the badge polls it often).
+
+        For SQLite the refresh runs on the event loop itself: one indexed query on the store's
+        read connection (WAL: never behind a writer's fsync) takes about a millisecond, less than
+        a hop to a worker thread costs on a busy machine (bench/sidecar_load.py). Stores that
+        other processes write (Redis) have no version and always go through the thread pool.
+        """
         version = self.store.version
-        if version is not None and self._status_cache and self._status_cache[0] == version:
+        if version is None:
+            return await self.run(self.store.queue_status_json)
+        if self._status_cache and self._status_cache[0] == version:
             return self._status_cache[1]
         body = self.store.queue_status_json()
-        if version is not None:
-            self._status_cache = (version, body)
+        self._status_cache = (version, body)
         return body
 
     async def cog_schema(self) -> dict[str, Any] | None:
@@ -69,37 +72,28 @@ class Services:
                     continue
         return self._schema
 
-    async def cancel_on_cog(self, job: Job) -> str:
-        """Ask the job's Cog server to stop it; the text is reported to the caller as is."""
-        client = self.dispatcher.client_for(job.server)
-        if client is None:
-            return f"not sent: {job.server} is not a configured Cog server"
-        return await client.cancel(prediction_id(self.store.namespace, job.id))
-
-    async def cancel_many_on_cog(self, jobs: list[Job]) -> list[str]:
-        return list(await asyncio.gather(*(self.cancel_on_cog(job) for job in jobs)))
-
-    def server_health(self) -> list[dict[str, Any]]:
-        current = {job.server: job.id for job in self.store.processing_jobs()}
+    async def server_health(self, show_urls: bool) -> list[dict[str, Any]]:
+        """Per server its state and current job; the URL only for callers allowed to see it."""
+        processing = await self.run(self.store.processing_jobs)
+        current = {job.server: job.id for job in processing}
         return [
             {
-                "url": url,
+                "name": f"server {index}",
+                "url": state["url"] if show_urls else None,
                 "status": state["status"],
-                "error": state["error"],
+                "error": state["error"] if show_urls else _without_urls(state["error"]),
                 "checked_at": iso(state["checked_at"]),
-                "current_job": current.get(url),
+                "current_job": current.get(state["url"]) if show_urls else None,
             }
-            for url, state in self.dispatcher.health.items()
+            for index, state in enumerate(self.backend.servers(), start=1)
         ]
 
 
-def build_services(settings: Settings, store: QueueStore, secret: str, hooks_factory) -> Services:
-    """Wire the parts; `hooks_factory(dispatcher)` picks the backend's behaviour."""
-    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=20), trust_env=False)
-    retry = RetryPolicy(retries=settings.retries, backoff_seconds=settings.backoff_seconds)
-    clients = [CogClient(url, http, retry, settings.cog_timeout_seconds) for url in settings.cog_urls]
-    dispatcher = Dispatcher(store, clients, settings, secret)
-    return Services(settings, store, http, clients, dispatcher, hooks_factory(dispatcher))
+def _without_urls(error: str | None) -> str | None:
+    """Connection errors quote the address they failed on; anonymous callers get the kind only."""
+    if error is None:
+        return None
+    return error.split(":", 1)[0]
 
 
 def get_services(request: Request) -> Services:

@@ -1,7 +1,9 @@
-"""The default, durable single-host queue: one SQLite file in WAL mode.
+"""The default, durable single-host queue: one SQLite file in WAL mode, `synchronous=FULL`.
 
-Every state change is one committed transaction, so a crashed or SIGKILLed sidecar restarts
-with every pending job in place and knows exactly which jobs were on a GPU when it died.
+Every state change is one committed transaction, fsynced before the API answers (FULL: a job
+acknowledged with 201 survives a power cut, not only a process crash; bench/sidecar_load.py
+measures the cost). A restarted sidecar finds every pending job in place and knows exactly
+which jobs were on a GPU, and which cancels Cog has not confirmed, when it died.
 AUTOINCREMENT ids are never reused, which keeps Cog prediction ids unique after purges.
 """
 
@@ -25,8 +27,10 @@ from plitka.sidecar.jobs import (
     PENDING,
     PROCESSING,
     Job,
+    JobSummary,
     log_tail,
     parse_progress,
+    with_note,
 )
 from plitka.sidecar.store import ClearResult
 
@@ -46,16 +50,31 @@ CREATE TABLE IF NOT EXISTS jobs (
     logs TEXT NOT NULL DEFAULT '',
     output TEXT,
     error TEXT,
-    notes TEXT NOT NULL DEFAULT '[]'
+    notes TEXT NOT NULL DEFAULT '[]',
+    launched INTEGER NOT NULL DEFAULT 0,
+    cancel_pending INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, id);
 CREATE INDEX IF NOT EXISTS jobs_by_finish ON jobs (finished_at) WHERE finished_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added after the first release: a queue file written by an older sidecar gains them.
+ADDED_COLUMNS = {
+    "launched": "INTEGER NOT NULL DEFAULT 0",
+    "cancel_pending": "INTEGER NOT NULL DEFAULT 0",
+}
 
 _FULL = (
     "id, type, status, input, created_at, started_at, finished_at, updated_at, server, attempts, progress, "
-    "logs, output, error, notes"
+    "logs, output, error, notes, launched, cancel_pending"
+)
+# GET /jobs shows these (JobSummary); the position is counted in the same query.
+_SUMMARY = (
+    "id, type, status, "
+    "CASE status WHEN 'pending' THEN "
+    "(SELECT COUNT(*) FROM jobs p WHERE p.status = 'pending' AND p.id <= j.id) "
+    "WHEN 'processing' THEN 0 END, "
+    "progress, server, attempts, created_at, started_at, finished_at, error, notes"
 )
 
 
@@ -68,8 +87,19 @@ class SQLiteStore:
         self.version = 0
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, declaration in ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {declaration}")
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS jobs_cancel_pending ON jobs (id) WHERE cancel_pending = 1"
+        )
+        # Reads the API serves often (/queue_status, /jobs, /stats) use their own connection: in WAL
+        # mode they see the last commit without waiting behind a writer's fsync.
+        self._read_lock = threading.Lock()
+        self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
         self.namespace = self._meta_value("namespace", lambda: secrets.token_hex(4))
         self.webhook_secret = self._meta_value("webhook_secret", lambda: secrets.token_hex(16))
 
@@ -111,8 +141,8 @@ class SQLiteStore:
         return [(job_id, ahead + index + 1) for index, job_id in enumerate(ids)]
 
     def get(self, job_id: int) -> Job | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_FULL} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        with self._read_lock:
+            row = self._reader.execute(f"SELECT {_FULL} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
     def position(self, job: Job) -> int | None:
@@ -120,8 +150,8 @@ class SQLiteStore:
             return 0
         if job.status != PENDING:
             return None
-        with self._lock:
-            row = self._db.execute(
+        with self._read_lock:
+            row = self._reader.execute(
                 "SELECT COUNT(*) FROM jobs WHERE status = ? AND id <= ?", (PENDING, job.id)
             )
             return row.fetchone()[0]
@@ -136,8 +166,8 @@ class SQLiteStore:
 
     def queue_status_json(self) -> bytes:
         """GET /queue_status body built by SQLite's JSON1 in one query (about 4x faster than Python)."""
-        with self._lock:
-            jobs, pending, total = self._db.execute(
+        with self._read_lock:
+            jobs, pending, total = self._reader.execute(
                 "SELECT json_group_array(json_object('job_id', id, 'status', status, 'type', type)), "
                 "COALESCE(SUM(status = ?), 0), COUNT(*) FROM "
                 "(SELECT id, status, type FROM jobs WHERE status IN (?, ?) ORDER BY status = ?, id)",
@@ -147,22 +177,23 @@ class SQLiteStore:
         return f'{{"total_jobs":{total},"status_counts":{counts},"jobs":{jobs}}}'.encode()
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        with self._read_lock:
+            rows = self._reader.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
         counts = dict.fromkeys(ALL_STATUSES, 0)
         counts.update(dict(rows))
         return counts
 
-    def recent(self, limit: int) -> list[Job]:
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_FULL} FROM jobs WHERE status IN (?, ?) "
-                f"UNION ALL SELECT * FROM (SELECT {_FULL} FROM jobs WHERE status NOT IN (?, ?) "
-                "ORDER BY id DESC LIMIT ?) "
-                "ORDER BY id DESC LIMIT ?",
+    def summaries(self, limit: int) -> list[JobSummary]:
+        with self._read_lock:
+            rows = self._reader.execute(
+                f"SELECT {_SUMMARY} FROM jobs j WHERE id IN ("
+                "SELECT id FROM jobs WHERE status IN (?, ?) "
+                "UNION ALL SELECT * FROM "
+                "(SELECT id FROM jobs WHERE status NOT IN (?, ?) ORDER BY id DESC LIMIT ?)"
+                ") ORDER BY id DESC LIMIT ?",
                 (PENDING, PROCESSING, PENDING, PROCESSING, limit, limit),
             ).fetchall()
-        return [_job(row) for row in rows]
+        return [JobSummary(*row[:11], notes=json.loads(row[11])) for row in rows]
 
     def clear(self, pending_only: bool) -> ClearResult:
         now = time.time()
@@ -172,7 +203,8 @@ class SQLiteStore:
                 rows = db.execute(f"SELECT {_FULL} FROM jobs WHERE status = ?", (PROCESSING,)).fetchall()
                 processing = [_job(row) for row in rows]
                 db.execute(
-                    "UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, error = ? WHERE status = ?",
+                    "UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, error = ?, "
+                    "cancel_pending = 1 WHERE status = ?",
                     (CANCELED, now, now, "canceled: queue cleared", PROCESSING),
                 )
             pending = db.execute(
@@ -190,11 +222,40 @@ class SQLiteStore:
             job = _job(row)
             if not job.finished:
                 db.execute(
-                    "UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, error = ?, notes = ? "
-                    "WHERE id = ?",
-                    (CANCELED, now, now, f"canceled: {note}", json.dumps([*job.notes, note]), job_id),
+                    "UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, error = ?, notes = ?, "
+                    "cancel_pending = ? WHERE id = ?",
+                    (
+                        CANCELED,
+                        now,
+                        now,
+                        f"canceled: {note}",
+                        json.dumps(with_note(job.notes, note)),
+                        int(job.status == PROCESSING),
+                        job_id,
+                    ),
                 )
         return job
+
+    def cancel_confirmed(self, job_id: int, note: str) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT notes FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row:
+                db.execute(
+                    "UPDATE jobs SET cancel_pending = 0, notes = ? WHERE id = ?",
+                    (json.dumps(with_note(json.loads(row[0]), note)), job_id),
+                )
+
+    def pending_cancels(self, server: str | None = None) -> list[Job]:
+        query = f"SELECT {_FULL} FROM jobs WHERE cancel_pending = 1"
+        args: tuple = ()
+        if server is not None:
+            query, args = query + " AND server = ?", (server,)
+        with self._lock:
+            return [_job(row) for row in self._db.execute(query + " ORDER BY id", args).fetchall()]
+
+    def mark_launched(self, job_id: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET launched = 1 WHERE id = ? AND status = ?", (job_id, PROCESSING))
 
     def claim_next(self, server: str) -> Job | None:
         with self._tx() as db:
@@ -211,7 +272,7 @@ class SQLiteStore:
         now = time.time()
         changed = db.execute(
             "UPDATE jobs SET status = ?, server = ?, started_at = ?, updated_at = ?, "
-            "attempts = attempts + 1, "
+            "attempts = attempts + 1, launched = 0, "
             "progress = NULL, logs = '' WHERE id = ? AND status = ?",
             (PROCESSING, server, now, now, job_id, PENDING),
         ).rowcount
@@ -226,12 +287,10 @@ class SQLiteStore:
             ).fetchone()
             if row is None:
                 return
-            notes = json.loads(row[0])
-            if notes[-1:] != [note]:
-                notes.append(note)
+            notes = with_note(json.loads(row[0]), note)
             db.execute(
                 "UPDATE jobs SET status = ?, server = NULL, started_at = NULL, updated_at = ?, "
-                "attempts = attempts - 1, notes = ? WHERE id = ?",
+                "attempts = attempts - 1, launched = 0, notes = ? WHERE id = ?",
                 (PENDING, time.time(), json.dumps(notes), job_id),
             )
 
@@ -286,7 +345,7 @@ class SQLiteStore:
             if row is None or row[2] != PROCESSING:
                 return None
             job = _job(row)
-            notes = [*job.notes, note] if note else job.notes
+            notes = with_note(job.notes, note) if note else job.notes
             db.execute(
                 "UPDATE jobs SET status = ?, error = ?, finished_at = ?, updated_at = ?, notes = ? "
                 "WHERE id = ?",
@@ -298,7 +357,7 @@ class SQLiteStore:
         with self._tx() as db:
             row = db.execute("SELECT notes FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row:
-                notes = [*json.loads(row[0]), note]
+                notes = with_note(json.loads(row[0]), note)
                 db.execute(
                     "UPDATE jobs SET notes = ?, attempts = attempts + ?, updated_at = ? WHERE id = ?",
                     (json.dumps(notes), int(count_attempt), time.time(), job_id),
@@ -320,22 +379,24 @@ class SQLiteStore:
     def purge_finished(self, before: float) -> int:
         with self._tx() as db:
             return db.execute(
-                "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", (before,)
+                "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? AND cancel_pending = 0",
+                (before,),
             ).rowcount
 
     def timings(self) -> dict[str, Any]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._reader.execute(
                 "SELECT started_at - created_at, finished_at - started_at FROM jobs "
                 "WHERE status = 'succeeded' AND started_at IS NOT NULL"
             ).fetchall()
-            oldest = self._db.execute(
+            oldest = self._reader.execute(
                 "SELECT MIN(created_at) FROM jobs WHERE status = ?", (PENDING,)
             ).fetchone()[0]
         return timing_summary([r[0] for r in rows], [r[1] for r in rows], oldest)
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            self._reader.close()
             self._db.close()
 
 
@@ -380,4 +441,6 @@ def _job(row: tuple) -> Job:
         output=json.loads(row[12]) if row[12] else None,
         error=row[13],
         notes=json.loads(row[14]),
+        launched=bool(row[15]),
+        cancel_pending=bool(row[16]),
     )

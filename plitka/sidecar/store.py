@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from plitka.sidecar.jobs import PENDING, PROCESSING, Job
+from plitka.sidecar.jobs import PENDING, PROCESSING, Job, JobSummary
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,39 @@ class QueueStore(Protocol):
         """Number of jobs per status (every status present, zeros included)."""
         ...
 
-    def recent(self, limit: int) -> list[Job]:
-        """Active jobs and the newest finished ones, newest first, for the page."""
+    def summaries(self, limit: int) -> list[JobSummary]:
+        """Active jobs and the newest finished ones, newest first, at most `limit`, for the page.
+
+        Reads only the columns of the page's table (no input, output or logs) and counts the
+        positions in the same query.
+        """
         ...
 
     def clear(self, pending_only: bool) -> ClearResult:
-        """Cancel every pending job (and, unless pending_only, every processing one) in one step."""
+        """Cancel every pending job (and, unless pending_only, every processing one) in one step.
+
+        Processing jobs are marked `cancel_pending` like in `cancel`.
+        """
         ...
 
     def cancel(self, job_id: int, note: str) -> Job | None:
-        """Cancel one active job; returns the job as it was before, or None if unknown."""
+        """Cancel one active job; returns the job as it was before, or None if unknown.
+
+        A processing job is also marked `cancel_pending` in the same step, so a crash before
+        Cog confirms the cancel leaves a record that the next start-up finishes.
+        """
+        ...
+
+    def cancel_confirmed(self, job_id: int, note: str) -> None:
+        """Cog stopped (or no longer runs) the cancelled job: clear `cancel_pending`, note it."""
+        ...
+
+    def pending_cancels(self, server: str | None = None) -> list[Job]:
+        """Cancelled jobs whose cancel Cog has not confirmed (optionally of one server)."""
+        ...
+
+    def mark_launched(self, job_id: int) -> None:
+        """Cog accepted the start of the current attempt (recovery tells 'never sent' from 're-run')."""
         ...
 
     def claim_next(self, server: str) -> Job | None:

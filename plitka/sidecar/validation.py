@@ -1,7 +1,9 @@
 """Turn a submitted recipe into the Cog input, rejecting bad ones before they wait in the queue.
 
-A `params_json` is checked with the product's own contract (plitka.params), typed inputs with
-the Cog server's OpenAPI schema, so a job that enters the queue fails later only for GPU reasons.
+Both layers a Cog call goes through are applied here: typed inputs are checked against the Cog
+server's OpenAPI schema (names, types, choices, ranges — what Cog itself checks), then every
+recipe goes through the predictor's own function (`plitka.form.request_from_inputs`, which
+calls `plitka.params.parse_request`), so a queued job fails later only for GPU reasons.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import json
 import math
 from typing import Any
 
-from plitka.params import RequestError, parse_request
+from plitka.form import FORM_DEFAULTS, request_from_inputs
+from plitka.params import parse_request
+from plitka.problems import RequestError
 from plitka.sidecar.models import JobRequest, Problem
 
 
@@ -51,7 +55,9 @@ def cog_input(request: JobRequest, schema: dict[str, Any] | None, where: str = "
                 )
             ]
         )
-    return check_typed(request.input or {}, schema, f"{where}input")
+    typed = check_typed(request.input or {}, schema, f"{where}input")
+    _check_contract(typed, f"{where}input")
+    return typed
 
 
 def _checked_params(value: str | dict[str, Any], where: str) -> str:
@@ -62,6 +68,31 @@ def _checked_params(value: str | dict[str, Any], where: str) -> str:
             [Problem(field=f"{where}.{p.field}", message=p.message, fix=p.fix) for p in error.problems]
         ) from None
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _check_contract(typed: dict[str, Any], where: str) -> None:
+    """The predictor's own check of one Cog call, typed fields at their defaults unless given.
+
+    Problems about a form field are named `<where>.<field>`, problems inside the params_json
+    `<where>.params_json.<path>`.
+    """
+    params_json = typed.get("params_json", "")
+    form = {name: typed.get(name, default) for name, default in FORM_DEFAULTS.items()}
+    try:
+        request_from_inputs(params_json, form)
+    except RequestError as error:
+        inner = f"{where}.params_json"
+        from_json = bool(params_json.strip())
+        raise InputError(
+            [
+                Problem(
+                    field=f"{inner if from_json and p.field not in FORM_DEFAULTS else where}.{p.field}",
+                    message=p.message,
+                    fix=p.fix,
+                )
+                for p in error.problems
+            ]
+        ) from None
 
 
 def input_properties(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -34,18 +34,6 @@ def slow_cog(tmp_path_factory, demo_weights_dir) -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def long_cog(tmp_path_factory, demo_weights_dir) -> Iterator:
-    """Runs take ~4 s, long enough to kill and restart a process while Cog is still busy."""
-    env = {
-        "COG_PREDICT_TYPE_STUB": "tests/sidecar/slow_predictor.py:Predictor",
-        "PLITKA_TEST_STEPS": "40",
-        "PLITKA_TEST_STEP_SECONDS": "0.1",
-    }
-    with running_cog_server(demo_weights_dir, env=env, log_dir=tmp_path_factory.mktemp("long-cog")) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
 def steady_cog(tmp_path_factory, demo_weights_dir) -> Iterator:
     """Runs take ~12 s, so a queue holds still while a test inspects it (tests cancel what they start)."""
     env = {

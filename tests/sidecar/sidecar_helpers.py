@@ -108,6 +108,11 @@ def start_sidecar(
     pytest.fail(f"sidecar did not answer /health in 30 s:\n{sidecar.logs()}")
 
 
+def wait_recovered(client: httpx.Client, timeout: float = 30.0) -> None:
+    """Recovery runs after the sidecar starts listening; tests of its outcome wait for it."""
+    wait_for(lambda: not client.get("/health").json()["recovering"], timeout, 0.05, "start-up recovery")
+
+
 def wait_cog_idle(cog_url: str, timeout: float = 20.0) -> None:
     """Cancellations take effect asynchronously; the next test needs the server READY."""
 

@@ -28,6 +28,7 @@ def dead_cog_url() -> str:
 
 
 def make_client(tmp_path, dead_cog_url, **overrides) -> TestClient:
+    overrides.setdefault("allowed_hosts", ("testserver",))
     settings = Settings(cog_urls=(dead_cog_url,), db_path=str(tmp_path / "q.sqlite"), retries=0, **overrides)
     return TestClient(create_app(settings))
 
@@ -57,6 +58,7 @@ def test_queue_status_and_clear_have_exactly_the_design_shapes(api):
         "ok": True,
         "message": "Queue cleared successfully",
         "cleared": {"total": 3, "pending": 3, "processing": 0},
+        "cancels": [],
     }
     assert api.get(f"/jobs/{ids[0]}").json()["status"] == "canceled"
 
@@ -124,6 +126,7 @@ def test_cancel_pending_then_cancel_again_and_unknown(api):
         "job_id": 1,
         "status": "canceled",
         "previous_status": "pending",
+        "ok": True,
         "cog_cancel": None,
     }
     again = api.delete("/jobs/1")

@@ -18,21 +18,15 @@ from sidecar_helpers import PARAMS, ROOT, job, wait_cog_idle, wait_for, wait_job
 
 from plitka.sidecar.app import create_app
 from plitka.sidecar.config import Settings
+from plitka.sidecar.redis_store import RedisStore
 
 pytestmark = pytest.mark.server
 
 
 @contextlib.contextmanager
-def celery_worker(
-    redis_url: str, cog_url: str, sidecar_url: str, log_dir: Path
-) -> Iterator[subprocess.Popen]:
-    env = {
-        **os.environ,
-        "PLITKA_REDIS_URL": redis_url,
-        "PLITKA_COG_URL": cog_url,
-        "PLITKA_SIDECAR_URL": sidecar_url,
-        "PLITKA_BUSY_RETRY": "0.2",
-    }
+def celery_worker(redis_url: str, cog_url: str, log_dir: Path) -> Iterator[subprocess.Popen]:
+    """A real worker; its settings beyond Redis and its Cog server come from the running sidecar."""
+    env = {**os.environ, "PLITKA_REDIS_URL": redis_url, "PLITKA_COG_URL": cog_url}
     log = log_dir / f"worker-{cog_url.rsplit(':', 1)[1]}.log"
     command = [sys.executable, "-m", "celery", "-A", "plitka.sidecar.celery_backend", "worker"]
     command += ["--concurrency", "1", "--prefetch-multiplier", "1", "-Q", "plitka", "--loglevel", "INFO"]
@@ -58,8 +52,8 @@ def test_jobs_spread_over_gpu_boxes_through_celery(redis_url, slow_cog, draft_co
         [slow_cog.url, draft_cog.url], "--backend", "celery", "--redis-url", redis_url, port=port
     )
     with (
-        celery_worker(redis_url, slow_cog.url, sidecar.url, tmp_path),
-        celery_worker(redis_url, draft_cog.url, sidecar.url, tmp_path),
+        celery_worker(redis_url, slow_cog.url, tmp_path),
+        celery_worker(redis_url, draft_cog.url, tmp_path),
         sidecar.client() as client,
     ):
         created = client.post("/jobs/batch", json={"jobs": [{"params_json": PARAMS}] * 6}).json()["jobs"]
@@ -84,7 +78,7 @@ def test_celery_cancel_and_clear(redis_url, slow_cog, sidecar_factory, tmp_path)
     wait_cog_idle(slow_cog.url)
     redis.Redis.from_url(redis_url).flushdb()
     sidecar = sidecar_factory([slow_cog.url], "--backend", "celery", "--redis-url", redis_url)
-    with celery_worker(redis_url, slow_cog.url, sidecar.url, tmp_path), sidecar.client() as client:
+    with celery_worker(redis_url, slow_cog.url, tmp_path), sidecar.client() as client:
         ids = [
             c["job_id"]
             for c in client.post("/jobs/batch", json={"jobs": [{"params_json": PARAMS}] * 5}).json()["jobs"]
@@ -104,6 +98,7 @@ def test_celery_cancel_and_clear(redis_url, slow_cog, sidecar_factory, tmp_path)
             "ok": True,
             "message": "Queue cleared successfully",
             "cleared": {"total": 2, "pending": 1, "processing": 1},
+            "cancels": [{"job_id": ids[0], "reached": True, "detail": "canceled"}],
         }
         first = job(client, ids[0])
         assert first["status"] == "canceled" and any("Cog cancel: canceled" in n for n in first["notes"])
@@ -121,7 +116,7 @@ def test_a_killed_worker_process_reattaches_to_the_running_prediction(
     redis.Redis.from_url(redis_url).flushdb()
     sidecar = sidecar_factory([steady_cog.url], "--backend", "celery", "--redis-url", redis_url)
     with (
-        celery_worker(redis_url, steady_cog.url, sidecar.url, tmp_path) as worker,
+        celery_worker(redis_url, steady_cog.url, tmp_path) as worker,
         sidecar.client() as client,
     ):
         job_id = client.post("/jobs", json={"params_json": PARAMS}).json()["job_id"]
@@ -153,7 +148,11 @@ def test_redis_going_away_is_a_clear_503_not_a_lost_job(tmp_path):
     url = f"redis://127.0.0.1:{port}/0"
     wait_for(lambda: _answers(url), 10, 0.05, "redis-server")
     settings = Settings(
-        cog_urls=(f"http://127.0.0.1:{free_port()}",), backend="celery", redis_url=url, retries=0
+        cog_urls=(f"http://127.0.0.1:{free_port()}",),
+        backend="celery",
+        redis_url=url,
+        retries=0,
+        allowed_hosts=("testserver",),
     )
     with TestClient(create_app(settings)) as client:
         assert client.post("/jobs", json={"params_json": PARAMS}).status_code == 201
@@ -169,3 +168,76 @@ def _answers(url: str) -> bool:
     with contextlib.suppress(redis.RedisError):
         return redis.Redis.from_url(url).ping()
     return False
+
+
+def test_a_worker_for_a_server_the_api_does_not_list_refuses_to_start(
+    redis_url, draft_cog, sidecar_factory, tmp_path
+):
+    redis.Redis.from_url(redis_url).flushdb()
+    sidecar_factory([draft_cog.url], "--backend", "celery", "--redis-url", redis_url)
+    env = {**os.environ, "PLITKA_REDIS_URL": redis_url, "PLITKA_COG_URL": "http://localhost:5000"}
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "plitka.sidecar.celery_backend",
+        "worker",
+        "-Q",
+        "plitka",
+    ]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "PLITKA_COG_URL=http://localhost:5000 is not one of the sidecar's --cog-url servers" in (
+        result.stdout + result.stderr
+    )
+
+
+def test_workers_apply_the_apis_lost_job_policy(redis_url, steady_cog, sidecar_factory, tmp_path):
+    wait_cog_idle(steady_cog.url)
+    redis.Redis.from_url(redis_url).flushdb()
+    sidecar = sidecar_factory(
+        [steady_cog.url], "--backend", "celery", "--redis-url", redis_url, "--lost-job-policy", "fail"
+    )
+    with celery_worker(redis_url, steady_cog.url, tmp_path) as worker, sidecar.client() as client:
+        job_id = client.post("/jobs", json={"params_json": PARAMS}).json()["job_id"]
+        wait_for(lambda: (job(client, job_id)["progress"] or 0) > 0, 30, 0.05, "the job to report progress")
+        os.kill(child_pids(worker.pid)[0], signal.SIGKILL)
+        failed = wait_job(client, job_id, ("failed", "succeeded"), timeout=30)
+    assert "lost-job policy 'fail'" in failed["error"]
+    assert failed["notes"] == ["failed after a Celery worker restart; Cog cancel: canceled"]
+    wait_cog_idle(steady_cog.url)
+
+
+def test_a_worker_whose_cog_server_is_down_gives_the_task_to_another_box(
+    redis_url, draft_cog, sidecar_factory, tmp_path
+):
+    redis.Redis.from_url(redis_url).flushdb()
+    dead = f"http://127.0.0.1:{free_port()}"
+    sidecar = sidecar_factory(
+        [dead, draft_cog.url], "--backend", "celery", "--redis-url", redis_url, "--watchdog-grace", "1"
+    )
+    with celery_worker(redis_url, dead, tmp_path), sidecar.client() as client:
+        job_id = client.post("/jobs", json={"params_json": PARAMS}).json()["job_id"]
+        # Only the box with the dead server is up: the job waits, pending (never failed).
+        wait_for(
+            lambda: (tmp_path / f"worker-{dead.rsplit(':', 1)[1]}.log").read_text().count("given back"), 30
+        )
+        assert job(client, job_id)["status"] == "pending"
+        with celery_worker(redis_url, draft_cog.url, tmp_path):
+            done = wait_job(client, job_id, ("succeeded", "failed"), timeout=60)
+    assert done["status"] == "succeeded" and done["server"] == draft_cog.url
+
+
+def test_pending_jobs_whose_task_was_never_sent_are_sent_at_start(
+    redis_url, draft_cog, sidecar_factory, tmp_path
+):
+    redis.Redis.from_url(redis_url).flushdb()
+    # What an API that died between storing the job and sending its task leaves behind.
+    store = RedisStore(redis_url)
+    [(job_id, _)] = store.submit([("generate", {"params_json": PARAMS})])
+    store.close()
+    sidecar = sidecar_factory([draft_cog.url], "--backend", "celery", "--redis-url", redis_url)
+    with celery_worker(redis_url, draft_cog.url, tmp_path), sidecar.client() as client:
+        done = wait_job(client, job_id, ("succeeded", "failed"), timeout=60)
+    assert done["status"] == "succeeded" and done["attempts"] == 1

@@ -46,24 +46,49 @@ def test_draft_jobs_run_in_order_with_real_outputs(draft_cog, sidecar_factory):
     assert first["run_seconds"] > 0 and first["position"] is None and first["progress"] == 100.0
 
 
-def test_cog_rejection_fails_the_job_with_cogs_own_error(draft_cog, sidecar_factory):
+@pytest.mark.parametrize(
+    ("typed", "field", "text"),
+    [
+        # Valid for Cog's schema, but shares that sum to 60: the predictor's own check refuses it.
+        ({"color_1": "black", "proportion_1": 60, "quality": "draft"}, "input.proportion_1", "sum to 60"),
+        ({"params_json": "{not json"}, "input.params_json", "JSON"),
+        ({"params_json": PARAMS, "angle": 30}, "input.angle", "together with params_json"),
+        (
+            {"params_json": json.dumps({"colors": [{"name": "blak", "proportion": 100}]})},
+            "input.params_json.colors[0].name",
+            "blak",
+        ),
+        ({"colour_1": "black"}, "input.colour_1", 'did you mean "color_1"?'),
+    ],
+)
+def test_typed_submissions_get_the_predictors_own_errors_before_queueing(
+    draft_cog, sidecar_factory, typed, field, text
+):
     sidecar = sidecar_factory([draft_cog.url])
     with sidecar.client() as client:
-        # Valid typed inputs for the schema, but shares that sum to 60: only the predictor can tell.
-        created = client.post(
-            "/jobs", json={"input": {"color_1": "black", "proportion_1": 60, "quality": "draft"}}
+        response = client.post("/jobs", json={"input": typed})
+        assert response.status_code == 422, response.text
+        problems = response.json()["problems"]
+        assert any(p["field"].startswith(field) and text in p["message"] + p["fix"] for p in problems), (
+            problems
         )
-        assert created.status_code == 201, created.text
-        failed = wait_job(client, created.json()["job_id"], ("failed", "succeeded"))
-        typo = client.post("/jobs", json={"input": {"colour_1": "black"}})
-    assert failed["status"] == "failed"
-    assert failed["error"].startswith("Prediction failed") and "sum to 60" in failed["error"]
-    assert typo.status_code == 422
-    assert typo.json()["problems"][0] == {
-        "field": "input.colour_1",
-        "message": "is not an input of the Cog model.",
-        "fix": 'did you mean "color_1"?',
+        assert client.get("/queue_status").json()["total_jobs"] == 0
+
+
+def test_valid_typed_inputs_run(draft_cog, sidecar_factory):
+    sidecar = sidecar_factory([draft_cog.url])
+    typed = {
+        "color_1": "black",
+        "proportion_1": 60,
+        "color_2": "white",
+        "proportion_2": 40,
+        "quality": "draft",
     }
+    with sidecar.client() as client:
+        created = client.post("/jobs", json={"input": typed})
+        assert created.status_code == 201, created.text
+        done = wait_job(client, created.json()["job_id"], ("failed", "succeeded"))
+    assert done["status"] == "succeeded", done["error"]
 
 
 def test_progress_is_reported_while_a_job_runs(slow, sidecar_factory):
@@ -93,10 +118,15 @@ def test_cancel_pending_and_processing_jobs(slow, sidecar_factory):
             "job_id": ids[1],
             "status": "canceled",
             "previous_status": "pending",
+            "ok": True,
             "cog_cancel": None,
         }
         running = client.delete(f"/jobs/{ids[0]}").json()
-        assert (running["previous_status"], running["cog_cancel"]) == ("processing", "canceled")
+        assert (running["previous_status"], running["ok"], running["cog_cancel"]) == (
+            "processing",
+            True,
+            "canceled",
+        )
         # The GPU is freed and the third job runs next; the cancelled ones never run again.
         third = wait_job(client, ids[2], ("succeeded",))
         first = job(client, ids[0])
@@ -119,6 +149,7 @@ def test_clear_queue_cancels_the_running_job_unless_pending_only(slow, sidecar_f
             "ok": True,
             "message": "Queue cleared successfully",
             "cleared": {"total": 3, "pending": 3, "processing": 0},
+            "cancels": [],
         }
         status = client.get("/queue_status").json()
         assert status == {
@@ -130,6 +161,10 @@ def test_clear_queue_cancels_the_running_job_unless_pending_only(slow, sidecar_f
         client.post("/jobs/batch", json={"jobs": [{"params_json": PARAMS}] * 2})
         cleared = client.post("/clear_queue").json()
         assert cleared["cleared"] == {"total": 3, "pending": 2, "processing": 1}
+        assert (cleared["ok"], cleared["cancels"]) == (
+            True,
+            [{"job_id": 1, "reached": True, "detail": "canceled"}],
+        )
         assert client.get("/queue_status").json()["total_jobs"] == 0
         notes = job(client, 1)["notes"]
     assert any("Cog cancel: canceled" in note for note in notes)

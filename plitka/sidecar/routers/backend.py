@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import time
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from plitka.sidecar.cog_client import CogClient, CogError
 from plitka.sidecar.models import StatsView, TestReport
-from plitka.sidecar.security import AUTH_RESPONSES, require_token
+from plitka.sidecar.security import AUTH_RESPONSES
 from plitka.sidecar.services import ServicesDep
 from plitka.sidecar.validation import input_properties
 
@@ -26,7 +26,6 @@ DRAFT_PARAMS = {
 @router.post(
     "/test",
     response_model=TestReport,
-    dependencies=[Depends(require_token)],
     responses=AUTH_RESPONSES,
     summary="Check every Cog server: health, schema, one draft prediction",
 )
@@ -93,14 +92,19 @@ def _check(name: str, status: str, detail: str, started: float) -> dict:
     return {"name": name, "status": status, "detail": detail, "seconds": round(time.monotonic() - started, 3)}
 
 
-@router.get("/stats", response_model=StatsView, summary="Counts per status, wait/run times, servers")
+@router.get(
+    "/stats",
+    response_model=StatsView,
+    responses=AUTH_RESPONSES,
+    summary="Counts per status, wait/run times, servers",
+)
 async def stats(services: ServicesDep) -> dict:
     return {
-        "backend": services.settings.backend,
+        "backend": services.backend.name,
         "uptime_seconds": round(time.time() - services.started_at, 3),
         "result_ttl_seconds": services.settings.result_ttl_seconds,
-        "counts": services.store.counts(),
+        "counts": await services.run(services.store.counts),
         "submitted_since_start": services.submitted,
-        "timings": services.store.timings(),
-        "servers": services.server_health(),
+        "timings": await services.run(services.store.timings),
+        "servers": await services.server_health(show_urls=True),
     }

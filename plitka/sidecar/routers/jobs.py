@@ -4,32 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from plitka.sidecar.jobs import PROCESSING, Job
+from plitka.sidecar.backends import BackendError
+from plitka.sidecar.jobs import PROCESSING, Job, JobSummary
 from plitka.sidecar.models import (
     MAX_BATCH,
+    MAX_LIST,
     BatchCreated,
     BatchRequest,
     CanceledJob,
     JobCreated,
     JobRequest,
+    JobRow,
     JobView,
 )
-from plitka.sidecar.security import AUTH_RESPONSES, require_token
-from plitka.sidecar.services import BackendError, Services, ServicesDep, iso
+from plitka.sidecar.security import AUTH_RESPONSES
+from plitka.sidecar.services import Services, ServicesDep, iso
 from plitka.sidecar.validation import InputError, cog_input
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-JobId = Annotated[int, Path(ge=1, description="The job_id returned by POST /jobs.")]
+# SQLite stores 64-bit integers: a larger id cannot exist and must be a 422, not an OverflowError.
+MAX_JOB_ID = 2**63 - 1
+JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="The job_id returned by POST /jobs.")]
 
 
 @router.post(
     "",
     response_model=JobCreated,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(require_token)],
     responses=AUTH_RESPONSES,
     summary="Queue one recipe",
 )
@@ -43,7 +47,6 @@ async def submit(request: JobRequest, services: ServicesDep) -> dict:
     "/batch",
     response_model=BatchCreated,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(require_token)],
     responses=AUTH_RESPONSES,
     summary=f"Queue up to {MAX_BATCH} recipes at once (all or nothing)",
 )
@@ -54,31 +57,38 @@ async def submit_batch(request: BatchRequest, services: ServicesDep) -> dict:
 
 @router.get(
     "",
-    response_model=list[JobView],
-    summary="Active jobs and the newest finished ones, without outputs and logs (for the page)",
+    response_model=list[JobRow],
+    responses=AUTH_RESPONSES,
+    summary="Active jobs and the newest finished ones: the page's table (no inputs, outputs, logs)",
 )
 async def recent(
     services: ServicesDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="At most this many jobs.")] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST, description="At most this many jobs.")] = 50,
 ) -> list[dict]:
-    jobs = services.store.recent(limit)
-    return [_view(services, job, include_output=False) for job in jobs]
+    """Reads only the table's columns, in a worker thread: the page polls this every 5 s."""
+    return [_row(summary) for summary in await services.run(services.store.summaries, limit)]
 
 
-@router.get("/{job_id}", response_model=JobView, summary="Status, position, progress, timings, output, error")
+@router.get(
+    "/{job_id}",
+    response_model=JobView,
+    responses=AUTH_RESPONSES,
+    summary="Status, position, progress, timings, output, error",
+)
 async def get_job(job_id: JobId, services: ServicesDep) -> dict:
-    return _view(services, _existing(services, job_id), include_output=True)
+    job = await _existing(services, job_id)
+    return _view(job, await services.run(services.store.position, job))
 
 
 @router.delete(
     "/{job_id}",
     response_model=CanceledJob,
-    dependencies=[Depends(require_token)],
     responses=AUTH_RESPONSES,
     summary="Cancel a job (pending: removed from the queue; processing: cancelled on its Cog server)",
 )
 async def cancel(job_id: JobId, services: ServicesDep) -> dict:
-    before = services.store.cancel(job_id, "canceled by request")
+    """`ok` is false when the job ran and the cancel did not reach Cog (details in `cog_cancel`)."""
+    before = await services.run(services.store.cancel, job_id, "canceled by request")
     if before is None:
         raise _not_found(services, job_id)
     if before.finished:
@@ -95,11 +105,17 @@ async def cancel(job_id: JobId, services: ServicesDep) -> dict:
                 ],
             },
         )
-    outcome = None
+    reached, detail = True, None
     if before.status == PROCESSING:
-        outcome = await services.cancel_on_cog(before)
-        services.store.add_note(job_id, f"Cog cancel: {outcome}")
-    return {"job_id": job_id, "status": "canceled", "previous_status": before.status, "cog_cancel": outcome}
+        outcome = await services.backend.cancel(before)
+        reached, detail = outcome.reached, outcome.detail
+    return {
+        "job_id": job_id,
+        "status": "canceled",
+        "previous_status": before.status,
+        "ok": reached,
+        "cog_cancel": detail,
+    }
 
 
 async def _enqueue(services: Services, requests: list[JobRequest], batch: bool) -> list[dict]:
@@ -116,10 +132,10 @@ async def _enqueue(services: Services, requests: list[JobRequest], batch: bool) 
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail={"error": "invalid_request", "problems": [p.model_dump() for p in problems]},
         )
-    created = services.store.submit(inputs)
+    created = await services.run(services.store.submit, inputs)
     services.submitted += len(created)
     try:
-        services.hooks.submitted([job_id for job_id, _ in created])
+        services.backend.submitted([job_id for job_id, _ in created])
     except BackendError as error:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -133,8 +149,8 @@ async def _enqueue(services: Services, requests: list[JobRequest], batch: bool) 
     return [{"job_id": job_id, "status": "pending", "position": position} for job_id, position in created]
 
 
-def _existing(services: Services, job_id: int) -> Job:
-    job = services.store.get(job_id)
+async def _existing(services: Services, job_id: int) -> Job:
+    job = await services.run(services.store.get, job_id)
     if job is None:
         raise _not_found(services, job_id)
     return job
@@ -159,13 +175,30 @@ def _not_found(services: Services, job_id: int) -> HTTPException:
     )
 
 
-def _view(services: Services, job: Job, include_output: bool) -> dict:
+def _row(job: JobSummary) -> dict:
+    return {
+        "job_id": job.id,
+        "type": job.type,
+        "status": job.status,
+        "position": job.position,
+        "progress": job.progress,
+        "server": job.server,
+        "attempts": job.attempts,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "error": job.error,
+        "notes": job.notes,
+    }
+
+
+def _view(job: Job, position: int | None) -> dict:
     end = job.finished_at
     return {
         "job_id": job.id,
         "type": job.type,
         "status": job.status,
-        "position": services.store.position(job),
+        "position": position,
         "progress": job.progress,
         "server": job.server,
         "attempts": job.attempts,
@@ -174,9 +207,9 @@ def _view(services: Services, job: Job, include_output: bool) -> dict:
         "finished_at": iso(end),
         "wait_seconds": round(job.started_at - job.created_at, 3) if job.started_at else None,
         "run_seconds": round(end - job.started_at, 3) if end and job.started_at else None,
-        "output": job.output if include_output else None,
+        "output": job.output,
         "error": job.error,
         "notes": job.notes,
-        "logs": job.logs if include_output else "",
+        "logs": job.logs,
         "input": job.input,
     }

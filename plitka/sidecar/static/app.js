@@ -11,7 +11,7 @@ function token() {
 async function api(method, path, body) {
   const headers = { "Accept": "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET" && token()) headers["Authorization"] = "Bearer " + token();
+  if (token()) headers["Authorization"] = "Bearer " + token();
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   let data = null;
   try { data = await response.json(); } catch (_) { data = null; }
@@ -55,7 +55,7 @@ function renderGpu(health) {
   if (!health.gpu_reachable) {
     state.textContent = "GPU server unreachable";
     state.className = "gpu-state down";
-    const why = down.map((s) => `${s.url}: ${s.status}${s.error ? " (" + s.error + ")" : ""}`).join("; ");
+    const why = down.map((s) => `${s.url || s.name}: ${s.status}${s.error ? " (" + s.error + ")" : ""}`).join("; ");
     show(banner, `GPU server unreachable — jobs stay queued until it is back. ${why}`, true);
     return;
   }
@@ -63,7 +63,7 @@ function renderGpu(health) {
   state.textContent = busy ? `GPU busy (${busy}/${health.servers.length})` : "GPU ready";
   state.className = "gpu-state ok";
   if (down.length) {
-    show(banner, "Some GPU servers are down: " + down.map((s) => `${s.url}: ${s.status}`).join("; "), true);
+    show(banner, "Some GPU servers are down: " + down.map((s) => `${s.url || s.name}: ${s.status}`).join("; "), true);
   } else {
     banner.hidden = true;
   }
@@ -160,7 +160,9 @@ async function clearQueue(pendingOnly) {
   try {
     const result = await api("POST", "/clear_queue" + (pendingOnly ? "?pending_only=true" : ""));
     const c = result.cleared;
-    show($("message"), `${result.message}: ${c.total} job(s) cleared (${c.pending} pending, ${c.processing} processing).`);
+    const missed = result.cancels.filter((x) => !x.reached).map((x) => `#${x.job_id}: ${x.detail}`);
+    show($("message"), `${result.message}: ${c.total} job(s) cleared (${c.pending} pending, ${c.processing} processing).` +
+      (missed.length ? "\n" + missed.join("\n") : ""), !result.ok);
   } catch (error) {
     show($("message"), "Clearing the queue failed:\n" + error.message, true);
   }
