@@ -153,7 +153,8 @@ def expose(
     # One 4-byte gather per pixel is much faster than gathering 3-byte rows.
     padded = np.zeros((table.size // 3, 4), dtype=np.uint8)
     padded[:, :3] = table.reshape(-1, 3)
-    rgb = np.ascontiguousarray(padded.view(np.uint32).ravel()[index][..., None].view(np.uint8)[..., :3])
+    rgba = padded.view(np.uint32).ravel()[index][..., None].view(np.uint8)
+    rgb = cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)
     return Exposure(
         rgb=rgb,
         clamped_fraction=_clamped_fraction(histogram, shifts, safe_low, safe_high),

@@ -148,11 +148,13 @@ def _zero_mean_tone(
 ) -> np.ndarray:
     """Per chip an L*-proportional tone factor whose pixel-weighted mean over each colour is zero.
 
-    The factor is applied in linear light as (1 + t)³, which moves L* by about t·(L* + 16).
+    The factor is applied in linear light as (1 + t)³, which moves L* by about t·(L* + 16). Chip
+    sizes and colours are counted on every other pixel in each direction (the colour truth step
+    sets each colour's exact mean afterwards; this only keeps the tone from biasing it).
     """
     tone = rng.normal(0.0, TONE_SPREAD, chip_count)
-    flat_ids = chip_ids.ravel()
-    flat_labels = labels.ravel()
+    flat_ids = chip_ids[::2, ::2].ravel()
+    flat_labels = labels[::2, ::2].ravel()
     inside = flat_labels >= 0
     chip_label = np.full(chip_count, -1, dtype=np.int64)
     chip_label[flat_ids[inside]] = flat_labels[inside]
