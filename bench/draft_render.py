@@ -9,7 +9,8 @@ printed beside it (an upper bound of the wall time on an idle machine), and the 
 It also prints the worst share error and ΔE on the measured face, and the L* spread of the face
 (contrast) with the clamp's share of pixels: what keeping every pixel in its class costs.
 
-With PLITKA_WEIGHTS_DIR set (as `make bench` does), it then starts the real Cog server and
+With PLITKA_WEIGHTS_DIR set (as `make bench` does, with PLITKA_DEVICE=cpu for demo weights), it
+then starts the real Cog server and
 prints the median `predict_time` of 1024² `top` drafts (goal < 0.6 s).
 
 Usage: python bench/draft_render.py [--recipes 20] [--server-runs 10]
