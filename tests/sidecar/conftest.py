@@ -35,10 +35,10 @@ def slow_cog(tmp_path_factory, demo_weights_dir) -> Iterator:
 
 @pytest.fixture(scope="session")
 def steady_cog(tmp_path_factory, demo_weights_dir) -> Iterator:
-    """Runs take ~12 s, so a queue holds still while a test inspects it (tests cancel what they start)."""
+    """Runs take ~20 s, so a queue holds still while a test inspects it (tests cancel what they start)."""
     env = {
         "COG_PREDICT_TYPE_STUB": "tests/sidecar/slow_predictor.py:Predictor",
-        "PLITKA_TEST_STEPS": "120",
+        "PLITKA_TEST_STEPS": "200",
         "PLITKA_TEST_STEP_SECONDS": "0.1",
     }
     with running_cog_server(
