@@ -7,7 +7,9 @@ Measures what the shop front end and operators feel:
      requests queued behind it),
   3. the time of POST /clear_queue with 10,000 pending jobs,
   4. the cost of `PRAGMA synchronous=FULL` (what the queue uses: a 201 survives a power cut)
-     against NORMAL, per committed submit, measured side by side on the same disk.
+     against NORMAL, per committed submit, measured side by side on the same disk,
+  5. then bench/sidecar_backends.py: SQLite and Celery queue figures side by side, and the
+     sidecar's overhead per job with the Replicate and RunPod backends (local API servers).
 Goals (issue 4): p99 <= 20 ms at 200 req/s; clear of 10,000 <= 1 s.
 
 The sidecar runs in its own process with a fresh SQLite file and a Cog URL nobody listens on,
@@ -271,6 +273,10 @@ def main() -> int:
     print(json.dumps(result))
     ok = result["queue_status_p99_ms"] <= 20 and clear_seconds <= 1.0
     print("goals (p99 <= 20 ms at 200 req/s, clear <= 1 s):", "met" if ok else "NOT met")
+    # The backends side by side: SQLite vs Celery queue figures, hosted overhead per job.
+    from sidecar_backends import main as compare_backends
+
+    print(json.dumps(compare_backends()))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`python -m plitka.sidecar`: parse options, refuse unsafe settings, serve with uvicorn."""
+"""`python -m plitka.sidecar [serve] [options]`: parse options, refuse unsafe settings, serve with
+uvicorn. `python -m plitka.sidecar queue …` is the terminal client instead (plitka/sidecar/cli.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import uvicorn
 
 from plitka.sidecar.config import (
+    BACKEND_ALIASES,
     BACKENDS,
     LOST_JOB_POLICIES,
     TOKEN_ENV,
@@ -16,6 +18,7 @@ from plitka.sidecar.config import (
     Settings,
     token_from_env,
 )
+from plitka.sidecar.hosted.settings import add_hosted_arguments, hosted_from_args
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -42,9 +45,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     )
     parser.add_argument(
         "--backend",
-        choices=BACKENDS,
+        choices=(*BACKENDS, *BACKEND_ALIASES),
         default=defaults.backend,
-        help="sqlite: durable single-host queue (default); celery: Redis + Celery workers.",
+        help="sqlite (or cog): durable single-host queue (default); celery: Redis + Celery workers; "
+        "replicate / runpod: hosted GPUs (docs/scaling.md).",
     )
     parser.add_argument("--redis-url", default=defaults.redis_url, help="Redis for the celery backend.")
     parser.add_argument(
@@ -126,6 +130,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         default=defaults.watchdog_grace_seconds,
         help="Seconds an idle Cog server may stay silent about a running job before it counts as lost.",
     )
+    add_hosted_arguments(parser)
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = vars(parser.parse_args(argv))
     log_level = args.pop("log_level")
@@ -134,10 +139,19 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     args["cog_urls"] = tuple(url.rstrip("/") for url in args["cog_urls"] or defaults.cog_urls)
     args["cors_origins"] = tuple(args["cors_origins"])
     args["allowed_hosts"] = tuple(args["allowed_hosts"])
+    args["backend"] = BACKEND_ALIASES.get(args["backend"], args["backend"])
+    args["hosted"] = hosted_from_args(args)
     return Settings(token=token_from_env(), **args).validate()
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["queue"]:
+        from plitka.sidecar.cli import main as queue_main
+
+        return queue_main(argv[1:])
+    if argv[:1] == ["serve"]:
+        argv = argv[1:]
     try:
         settings = parse_args(argv)
     except ConfigError as error:

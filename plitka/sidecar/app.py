@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from plitka.sidecar.backends import open_backend
 from plitka.sidecar.config import Settings
+from plitka.sidecar.hosted import webhooks as hosted_webhooks
 from plitka.sidecar.limits import webhook_max_bytes
 from plitka.sidecar.models import ErrorBody
 from plitka.sidecar.routers import backend, health, jobs, page, queue, webhooks
@@ -53,7 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
         },
     )
     app.state.settings = settings
-    for router in (queue.router, jobs.router, backend.router, health.router, webhooks.router, page.router):
+    routers = (queue.router, jobs.router, backend.router, health.router, webhooks.router, page.router)
+    for router in (*routers, hosted_webhooks.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -23,6 +23,7 @@ import httpx
 from plitka.sidecar.cog_client import CogClient, RetryPolicy
 from plitka.sidecar.config import Settings
 from plitka.sidecar.dispatcher import Dispatcher
+from plitka.sidecar.hosted.settings import HOSTED_BACKENDS
 from plitka.sidecar.jobs import Job
 from plitka.sidecar.runner import CancelOutcome, JobRunner, ServerBoard, off_loop
 from plitka.sidecar.store import QueueStore
@@ -203,6 +204,10 @@ def open_backend(settings: Settings) -> Backend:
         from plitka.sidecar.celery_backend import open_celery_backend
 
         return open_celery_backend(settings)
+    if settings.backend in HOSTED_BACKENDS:
+        from plitka.sidecar.hosted.backend import open_hosted_backend
+
+        return open_hosted_backend(settings)
     from plitka.sidecar.sqlite_store import SQLiteStore
 
     store = SQLiteStore(settings.db_path)

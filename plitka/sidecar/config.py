@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from plitka.sidecar.hosted.settings import HOSTED_BACKENDS, HostedSettings
+
 TOKEN_ENV = "PLITKA_SIDECAR_TOKEN"
-BACKENDS = ("sqlite", "celery")
+BACKENDS = ("sqlite", "celery", *HOSTED_BACKENDS)
+# `--backend cog` names the default: the in-process dispatcher feeding Cog servers from SQLite.
+BACKEND_ALIASES = {"cog": "sqlite"}
 LOST_JOB_POLICIES = ("rerun", "fail")
 
 
@@ -47,6 +51,7 @@ class Settings:
     watchdog_grace_seconds: float = 15.0
     cog_timeout_seconds: float = 10.0
     test_timeout_seconds: float = 120.0
+    hosted: HostedSettings = field(default_factory=HostedSettings)
 
     @property
     def webhook_base(self) -> str:
@@ -93,6 +98,8 @@ class Settings:
             problems.append("--cog-url: the same server is listed twice; list each Cog server once.")
         if self.backend not in BACKENDS:
             problems.append(f"--backend: {self.backend!r} is not one of {', '.join(BACKENDS)}.")
+        if self.backend in HOSTED_BACKENDS:
+            problems += self.hosted.problems(self.backend)
         if self.lost_job_policy not in LOST_JOB_POLICIES:
             problems.append(
                 f"--lost-job-policy: {self.lost_job_policy!r} is not one of {', '.join(LOST_JOB_POLICIES)}."

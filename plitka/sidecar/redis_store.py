@@ -232,7 +232,8 @@ class RedisStore:
 
     def cancel_confirmed(self, job_id: int, note: str) -> None:
         job = self.get(job_id)
-        if job is not None:
+        # Only the first confirmation of a cancel is noted (another process may have sent it too).
+        if job is not None and job.cancel_pending:
             pipe = self._r.pipeline(transaction=True)
             pipe.hset(
                 _key(job_id), mapping={"cancel_pending": "", "notes": json.dumps(with_note(job.notes, note))}

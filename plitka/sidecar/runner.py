@@ -87,6 +87,9 @@ class JobRunner:
         self.store = store
         self.settings = settings
         self.secret = secret
+        # Recovery, each server's loop and the health loop all resend unconfirmed cancels: one at a
+        # time, so a cancel is sent (and noted) once, not once per caller.
+        self._resending = asyncio.Lock()
 
     def webhook(self, job_id: int) -> str:
         return webhook_url(self.settings.webhook_base, self.secret, job_id)
@@ -195,8 +198,9 @@ class JobRunner:
 
     async def finish_cancels(self, board: ServerBoard, server: str | None = None) -> bool:
         """Send every unconfirmed cancel again (of one server); True when none is left."""
-        jobs = await off_loop(self.store.pending_cancels, server)
-        outcomes = [await self.cancel(board.client_for(job.server), job) for job in jobs]
+        async with self._resending:
+            jobs = await off_loop(self.store.pending_cancels, server)
+            outcomes = [await self.cancel(board.client_for(job.server), job) for job in jobs]
         return all(outcome.reached for outcome in outcomes)
 
     def _out_of_attempts(self, job: Job) -> bool:

@@ -6,7 +6,8 @@ any route runs or any body byte is read (docs/sidecar.md, "Security model"):
 1. Host not on the allow-list → 400 (a DNS-rebinding page addresses us by its own name);
 2. a browser request from another site (Origin neither this page's nor a --cors-origin) that
    could change something → 403; requests without Origin (curl, Python, shop back ends) pass;
-3. the exact webhook path `/webhooks/cog/{id}` is authenticated by the HMAC in its query,
+3. the exact webhook paths `/webhooks/cog/{id}` and `/webhooks/replicate/{id}` are
+   authenticated by the HMAC in their query (Replicate's own signature is checked on top),
    everything else under `/webhooks/` is refused;
 4. with a token set, everything except the public reads (GET /queue_status, GET /health, the
    page and its static files, the API docs) needs `Authorization: Bearer <token>` → 401;
@@ -31,7 +32,7 @@ AUTH_RESPONSES: dict[int | str, dict] = {
     401: {"model": ErrorBody, "description": f"Missing or wrong 'Authorization: Bearer' token ({TOKEN_ENV})."}
 }
 
-WEBHOOK_PATH = re.compile(r"/webhooks/cog/([1-9][0-9]{0,17})")
+WEBHOOK_PATH = re.compile(r"/webhooks/(?:cog|replicate)/([1-9][0-9]{0,17})")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset({"/queue_status", "/health", "/", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 

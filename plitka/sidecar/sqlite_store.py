@@ -238,7 +238,10 @@ class SQLiteStore:
 
     def cancel_confirmed(self, job_id: int, note: str) -> None:
         with self._tx() as db:
-            row = db.execute("SELECT notes FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            # Only the first confirmation of a cancel is noted (another process may have sent it too).
+            row = db.execute(
+                "SELECT notes FROM jobs WHERE id = ? AND cancel_pending = 1", (job_id,)
+            ).fetchone()
             if row:
                 db.execute(
                     "UPDATE jobs SET cancel_pending = 0, notes = ? WHERE id = ?",

@@ -18,6 +18,19 @@ import httpx
 import pytest
 import redis
 from cog_server import free_port, running_cog_server
+from hosted_servers import (
+    ENDPOINT,
+    FAST,
+    MODEL,
+    REPLICATE_TOKEN,
+    RUNPOD_KEY,
+    VERSION,
+    WEBHOOK_SECRET,
+    FakeCloud,
+    LoopbackServer,
+    replicate_app,
+    runpod_app,
+)
 from sidecar_helpers import SLOW_STEP_SECONDS, SLOW_STEPS, Sidecar, start_sidecar, wait_for
 
 
@@ -110,3 +123,55 @@ def sidecar_factory(tmp_path) -> Iterator[Callable[..., Sidecar]]:
             with contextlib.suppress(httpx.HTTPError), sidecar.client() as client:
                 client.post("/clear_queue")
         sidecar.stop()
+
+
+# -- hosted backends: local Replicate / RunPod API servers and sidecars in front of them ---------
+
+
+@pytest.fixture
+def replicate_cloud() -> Iterator[FakeCloud]:
+    cloud = FakeCloud(token=REPLICATE_TOKEN)
+    with LoopbackServer(replicate_app(cloud, *MODEL.split("/"), VERSION)) as server:
+        cloud.url = server.url
+        yield cloud
+
+
+@pytest.fixture
+def runpod_cloud() -> Iterator[FakeCloud]:
+    cloud = FakeCloud(token=RUNPOD_KEY)
+    with LoopbackServer(runpod_app(cloud, ENDPOINT)) as server:
+        cloud.url = server.url
+        yield cloud
+
+
+@pytest.fixture
+def replicate_sidecar(replicate_cloud, sidecar_factory) -> Callable[..., Sidecar]:
+    def start(*extra: str, env: dict[str, str] | None = None) -> Sidecar:
+        args = [
+            "--backend",
+            "replicate",
+            "--replicate-model",
+            MODEL,
+            "--replicate-base-url",
+            replicate_cloud.url,
+        ]
+        environment = {"REPLICATE_API_TOKEN": REPLICATE_TOKEN, "REPLICATE_WEBHOOK_SECRET": WEBHOOK_SECRET}
+        return sidecar_factory([], *args, *FAST, *extra, env={**environment, **(env or {})})
+
+    return start
+
+
+@pytest.fixture
+def runpod_sidecar(runpod_cloud, sidecar_factory) -> Callable[..., Sidecar]:
+    def start(*extra: str, env: dict[str, str] | None = None) -> Sidecar:
+        args = [
+            "--backend",
+            "runpod",
+            "--runpod-endpoint",
+            ENDPOINT,
+            "--runpod-base-url",
+            f"{runpod_cloud.url}/v2",
+        ]
+        return sidecar_factory([], *args, *FAST, *extra, env={"RUNPOD_API_KEY": RUNPOD_KEY, **(env or {})})
+
+    return start

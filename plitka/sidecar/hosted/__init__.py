@@ -1,0 +1,1 @@
+"""Hosted GPU backends (Replicate, RunPod) behind the sidecar's one dispatcher (docs/scaling.md)."""
