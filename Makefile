@@ -57,6 +57,7 @@ bench: $(VENV)/.dev-stamp
 	if [ "$$PLITKA_WEIGHTS_DIR" = "$(CURDIR)/demo-weights" ]; then export PLITKA_DEVICE="$${PLITKA_DEVICE:-cpu}"; fi; \
 	$(PY) bench/params_fuzz.py && \
 	$(PY) bench/colormap.py && \
+	$(PY) bench/draft_render.py && \
 	$(PY) bench/setup_time.py && \
 	$(PY) bench/controlnet_memory.py && \
 	$(PY) bench/predictor_overhead.py && \

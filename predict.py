@@ -150,6 +150,15 @@ class Predictor(BaseRunner):
         color_lock: float = Input(
             default=1.0, ge=0, le=1, description="1 = exact requested shares; 0 = the model's own colours."
         ),
+        shot: str = Input(
+            default="top",
+            choices=["top", "perspective", "macro", "floor"],
+            description="draft only: top view, three-quarter view, close-up or laid floor (rendering.md).",
+        ),
+        background: str = Input(
+            default="white",
+            description="draft only: white, transparent (RGBA PNG) or a colour #RRGGBB.",
+        ),
     ) -> Output:
         """Render the tile; returns the tile, its preview, colour map, control image (or null), legend and
         report.json by name."""
@@ -162,7 +171,7 @@ class Predictor(BaseRunner):
                 "color_3": color_3, "proportion_3": proportion_3,
                 "color_4": color_4, "proportion_4": proportion_4,
                 "angle": angle, "quality": quality, "seed": seed, "granule_size": granule_size,
-                "controlnet": controlnet, "color_lock": color_lock,
+                "controlnet": controlnet, "color_lock": color_lock, "shot": shot, "background": background,
             },
         )
         phases.done("parse", f"{request.quality} {request.width}x{request.height}, seed {request.seed}")

@@ -74,11 +74,11 @@ def render_colormap(
     diameter = max(GRANULE_DIAMETER[granule_size] * min(width, height) / REFERENCE_SIZE, MIN_CHIP_DIAMETER)
     side = tile_side(width, height, angle)
 
-    tile_chips = _chip_tessellation(side, diameter, rng)
+    tile_chips = chip_tessellation(side, diameter, rng)
     chip_ids = _place_tile(tile_chips, width, height, angle)
     tile_mask = chip_ids > 0
 
-    labels, counts = _assign_colors(chip_ids, int(tile_chips.max()), fractions, rng)
+    labels, counts, _ = assign_colors(chip_ids, int(tile_chips.max()), fractions, rng)
     rgb = paint_labels(labels, colors)
     return ColorMap(
         rgb=rgb,
@@ -115,8 +115,14 @@ def exact_counts(fractions: Sequence[float], total: int) -> np.ndarray:
     return counts
 
 
-def _chip_tessellation(side: int, diameter: float, rng: np.random.Generator) -> np.ndarray:
-    """(side, side) float32 chip ids 1..n: Voronoi cells of jittered points, edges roughened."""
+def chip_tessellation(
+    side: int, diameter: float, rng: np.random.Generator, roughness: float = EDGE_ROUGHNESS
+) -> np.ndarray:
+    """(side, side) float32 chip ids 1..n: Voronoi cells of jittered points, edges roughened.
+
+    `roughness` is the edge displacement in chip diameters (the macro shot wants straighter,
+    angular cut edges than the full-tile map, whose pixels are too few to show a facet).
+    """
     cells = max(math.ceil(side / diameter), 1)
     grid = (np.arange(cells) + 0.5) * (side / cells)
     points_x = np.repeat(grid[None, :], cells, axis=0) + rng.uniform(-0.45, 0.45, (cells, cells)) * diameter
@@ -138,8 +144,8 @@ def _chip_tessellation(side: int, diameter: float, rng: np.random.Generator) -> 
         rng.standard_normal((coarse, coarse)).astype(np.float32), (side, side), interpolation=cv2.INTER_CUBIC
     )
     axis = np.arange(side, dtype=np.float32)
-    map_x = np.clip(axis[None, :] + EDGE_ROUGHNESS * diameter * shift_x, 0, side - 1)
-    map_y = np.clip(axis[:, None] + EDGE_ROUGHNESS * diameter * shift_y, 0, side - 1)
+    map_x = np.clip(axis[None, :] + roughness * diameter * shift_x, 0, side - 1)
+    map_y = np.clip(axis[:, None] + roughness * diameter * shift_y, 0, side - 1)
     return cv2.remap(voronoi.astype(np.float32), map_x, map_y, interpolation=cv2.INTER_NEAREST)
 
 
@@ -160,15 +166,18 @@ def _place_tile(tile_chips: np.ndarray, width: int, height: int, angle: float) -
     return placed.astype(np.int32)
 
 
-def _assign_colors(
+def assign_colors(
     chip_ids: np.ndarray,
     chip_count: int,
     fractions: Sequence[float],
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Colour whole chips in shuffled order, splitting the chips that straddle a share boundary.
 
-    Works on the whole frame (chip 0 = background) to avoid boolean-mask copies of it.
+    Works on the whole frame (chip 0 = background) to avoid boolean-mask copies of it. Returns the
+    (H, W) label map, the exact pixel count of each colour and each chip's colour (-1 for chip 0;
+    a split chip keeps the colour of its first part), so a renderer can colour the same chip's
+    pixels outside the measured face (a bevel) consistently.
     """
     flat_ids = chip_ids.ravel()
     chip_sizes = np.bincount(flat_ids, minlength=chip_count + 1)
@@ -185,7 +194,7 @@ def _assign_colors(
     straddling = np.flatnonzero(np.searchsorted(boundaries, ends - 1, side="right") != chip_color[order])
     for position in straddling:
         _split_chip(order[position], starts[position], boundaries, flat_ids, labels, chip_ids.shape[1], rng)
-    return labels.reshape(chip_ids.shape), counts
+    return labels.reshape(chip_ids.shape), counts, chip_color
 
 
 def _split_chip(

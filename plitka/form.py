@@ -24,6 +24,8 @@ FORM_DEFAULTS: dict[str, Any] = {
     "granule_size": "medium",
     "controlnet": "auto",
     "color_lock": 1.0,
+    "shot": "top",
+    "background": "white",
 }
 # The overrides each form field sets: their problems are reported under the form field's name.
 FORM_FIELD_OF_OVERRIDE = {
@@ -112,6 +114,10 @@ def _form_to_raw(form: dict[str, Any]) -> tuple[dict[str, Any], list[int], list[
         "granule_size": form["granule_size"],
         "overrides": overrides,
     }
+    # Left at their defaults they are not sent, so a diffusion quality does not see a draft-only field.
+    for name in ("shot", "background"):
+        if form[name] != FORM_DEFAULTS[name]:
+            raw[name] = form[name]
     return raw, slots, problems
 
 

@@ -26,7 +26,7 @@ from plitka.measure import Measurement, measure
 from plitka.params import Request
 from plitka.phases import PhaseLog
 from plitka.prompts import build_negative_prompt, build_prompt, caption_colors
-from plitka.shading import shade_granules
+from plitka.render import DraftRender, render_draft
 from weights import InstalledWeights
 
 PREVIEW_SIZE = 512
@@ -75,29 +75,43 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
     phases = phases or PhaseLog(getattr(renderer, "device", "cpu"))
 
-    colormap = colormap_for(request)
+    # Only the top framing draws the request's colour map; the other shots lay out their own view.
+    colormap = colormap_for(request) if request.render.shot == "top" else None
     prompt, negative_prompt = build_prompt(request), build_negative_prompt(request)
     phases.done("colormap", f"{len(request.colors)} colours, {request.width}x{request.height}")
 
     fractions = [c.fraction for c in request.colors]
     warnings = _warnings(request)
     if request.quality == "draft":
-        final = shade_granules(colormap, request.seed)
-        render: dict[str, Any] = {"pipeline": "draft", "controlnet": None, **_weights_fields(renderer)}
+        drawn = draft_render(request, colormap)
+        final, colormap = drawn.image, drawn.face
+        render: dict[str, Any] = {
+            "pipeline": "draft",
+            "controlnet": None,
+            **_weights_fields(renderer),
+            "render": drawn.info,
+        }
         control_image = None
     else:
         if renderer is None:
             raise RuntimeError(
                 f'quality "{request.quality}" needs the SDXL pipelines, but no renderer is configured'
             )
-        rendered = renderer.render(request, colormap.image(), prompt, negative_prompt, progress)
+        if colormap is None:
+            raise RuntimeError("diffusion qualities render the top shot only (plitka.params_render)")
+        init_image = (
+            Image.fromarray(draft_render(request, colormap).image)
+            if request.init_image == "render"
+            else colormap.image()
+        )
+        rendered = renderer.render(request, init_image, prompt, negative_prompt, progress)
         final = np.asarray(rendered.image.convert("RGB"))
         control_image = rendered.control_image
         render = {
             "pipeline": rendered.pipeline,
             "controlnet": rendered.controlnet,
             **_weights_fields(renderer),
-            "render": rendered.info,
+            "render": {**rendered.info, "shot": "top", "init_image": request.init_image},
         }
         warnings = list(rendered.info.get("render_warnings", [])) + warnings
         for name, seconds in rendered.info["render_timings_s"].items():
@@ -106,7 +120,10 @@ def generate(
 
     measured: dict[str, Any] = {"colormap": _measure(colormap.rgb, colormap, fractions).to_dict()}
     if request.quality == "draft":
-        exact = _measure(final, colormap, fractions).to_dict()
+        exact = _measure(np.ascontiguousarray(final[..., :3]), colormap, fractions).to_dict()
+        render["render"]["face"] = [
+            {k: c[k] for k in ("hex", "measured_percent", "delta_e")} for c in exact["colors"]
+        ]
         measured.update(
             color_lock=None,
             color_lock_note="draft images are exact by construction; the colour lock does not run",
@@ -146,6 +163,23 @@ def generate(
 def colormap_for(request: Request) -> ColorMap:
     """The request's colour map at the output size: the map that conditions the render."""
     return render_colormap(
+        colors=[c.rgb for c in request.colors],
+        fractions=[c.fraction for c in request.colors],
+        width=request.width,
+        height=request.height,
+        angle=request.angle,
+        granule_size=request.granule_size,
+        seed=request.seed,
+    )
+
+
+def draft_render(request: Request, colormap: ColorMap | None) -> DraftRender:
+    """The CPU photo render of `request` (DESIGN §10); `colormap` is its map for the top shot."""
+    return render_draft(
+        shot=request.render.shot,
+        light_name=request.render.light,
+        background=request.render.background,
+        colormap=colormap,
         colors=[c.rgb for c in request.colors],
         fractions=[c.fraction for c in request.colors],
         width=request.width,

@@ -15,6 +15,7 @@ from plitka.diffusion_types import DEFAULT_STRENGTH, denoising_steps
 from plitka.params_colors import EXAMPLE_COLOR, ColorRequest, parse_colors
 from plitka.params_overrides import Overrides, parse_overrides
 from plitka.params_quality import condition_problems, given_fields, quality_problems
+from plitka.params_render import RENDER_KEYS, RenderOptions, check_render_applicability, parse_render_options
 from plitka.problems import (
     Problem,
     RequestError,
@@ -54,7 +55,7 @@ QUALITY_PRESETS = {
     "high": QualityPreset(size=1024, steps=45),
 }
 
-TOP_LEVEL_KEYS = ("colors", "angle", "quality", "seed", "granule_size", "overrides")
+TOP_LEVEL_KEYS = ("colors", "angle", "quality", "seed", "granule_size", "overrides", *RENDER_KEYS)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,12 @@ class Request:
     seed_source: str
     granule_size: str
     overrides: Overrides = field(default_factory=Overrides)
+    render: RenderOptions = field(default_factory=RenderOptions)
+
+    @property
+    def init_image(self) -> str:
+        """What the diffusion starts from: the colour map (default) or the draft's top render."""
+        return self.overrides.init_image or "colormap"
 
     @property
     def width(self) -> int:
@@ -114,6 +121,7 @@ class Request:
             "seed": self.seed,
             "seed_source": self.seed_source,
             "granule_size": self.granule_size,
+            **self.render.to_dict(),
             "width": self.width,
             "height": self.height,
             "overrides": {k: v for k, v in asdict(self.overrides).items() if v is not None},
@@ -134,6 +142,10 @@ def parse_request(raw: str | dict[str, Any]) -> Request:
     seed, seed_source = _parse_seed(data.get("seed"), problems)
     granule = parse_choice(data.get("granule_size"), "granule_size", GRANULE_SIZES, "medium", problems)
     overrides = parse_overrides(data.get("overrides"), problems)
+    render, render_sent = parse_render_options(data, problems)
+    check_render_applicability(
+        quality, render_sent, render, overrides.init_image, overrides.width, overrides.height, problems
+    )
 
     fields = given_fields(data)
     problems += quality_problems(quality, fields)
@@ -150,6 +162,7 @@ def parse_request(raw: str | dict[str, Any]) -> Request:
         seed_source=seed_source,
         granule_size=granule,
         overrides=overrides,
+        render=render,
     )
     problems += condition_problems(request, fields)
     if problems:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plitka.controlnet_choice import CONTROLNET_KINDS
+from plitka.params_render import DRAFT_MAX_SIZE, INIT_IMAGES
 from plitka.problems import Problem, finite_number, parse_choice, reject_unknown_keys, show, type_name
 
 # "none" switches ControlNet off, like use_controlnet = false.
@@ -29,6 +30,7 @@ class Overrides:
     color_lock: float | None = None
     width: int | None = None
     height: int | None = None
+    init_image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,9 @@ OVERRIDE_RULES: dict[str, _Rule] = {
     "negative_prompt": _Rule("text", 0, 1000),
     "lora_scale": _Rule("number", 0, 1.5),
     "color_lock": _Rule("number", 0, 1),
-    "width": _Rule("size", 512, 1536),
-    "height": _Rule("size", 512, 1536),
+    "width": _Rule("size", 512, DRAFT_MAX_SIZE),
+    "height": _Rule("size", 512, DRAFT_MAX_SIZE),
+    "init_image": _Rule("init_image"),
 }
 
 
@@ -103,6 +106,8 @@ def _check_override(key: str, rule: _Rule, value: Any, problems: list[Problem]) 
         if isinstance(value, str) and value.strip().lower() in CONTROLNET_ALIASES:
             return CONTROLNET_ALIASES[value.strip().lower()]
         return parse_choice(value, where, CONTROLNET_CHOICES, "canny", problems)
+    if rule.kind == "init_image":
+        return parse_choice(value, where, INIT_IMAGES, "colormap", problems)
     if rule.kind == "text":
         if not isinstance(value, str):
             problems.append(Problem(where, f"must be a string, got {type_name(value)}.", "send text."))

@@ -10,7 +10,6 @@ import pytest
 
 from plitka.colormap import TILE_MARGIN, exact_counts, render_colormap, tile_side
 from plitka.measure import measure_shares
-from plitka.shading import shade_granules
 
 BLACK, WHITE, RED, GREEN = (0x32, 0x32, 0x32), (0xD8, 0xD3, 0xC8), (0xC2, 0x47, 0x3C), (0x62, 0x9F, 0x53)
 PEARL, BEIGE = (0xC3, 0xBF, 0xB1), (0xCA, 0xB1, 0x88)
@@ -106,18 +105,3 @@ def test_chips_are_irregular_not_grid_squares():
         hull = cv2.convexHull(contour)
         ratios.append(cv2.contourArea(contour) / max(cv2.contourArea(hull), 1))
     assert np.mean(ratios) < 0.9  # ragged edges: clearly non-convex on average
-
-
-@pytest.mark.parametrize("colors", [(BLACK, WHITE), (WHITE, PEARL, BEIGE), (WHITE, PEARL)])
-def test_draft_shading_adds_relief_but_never_changes_a_measured_colour(colors):
-    fractions = [1 / len(colors)] * len(colors)
-    cmap = render_colormap(list(colors), fractions, 512, 512, 30, "medium", 4)
-    shaded = shade_granules(cmap, seed=4)
-    np.testing.assert_array_equal(shaded[~cmap.tile_mask], cmap.rgb[~cmap.tile_mask])
-    for index in range(len(colors)):
-        luminance = shaded[cmap.labels == index].astype(float).mean(axis=-1)
-        assert luminance.std() > 2  # the flat colour map has none within a colour
-    changed = (shaded != cmap.rgb).any(axis=-1)[cmap.tile_mask].mean()
-    assert changed > 0.5
-    np.testing.assert_array_equal(measure_shares(shaded, cmap.tile_mask, colors), cmap.shares)
-    assert shade_granules(cmap, seed=4).tobytes() == shaded.tobytes()

@@ -186,8 +186,14 @@ def test_the_webhook_cap_holds_the_largest_real_output():
         buffer = io.BytesIO()
         Image.fromarray(noise).save(buffer, format="PNG", compress_level=level)
         assert len(buffer.getvalue()) <= png_worst_case_bytes(1536, 1536), level
-    # Three full-size images (tile, colour map, control) dominate: ~9.5 MB each as data URLs.
-    assert 3 * data_url_bytes(png_worst_case_bytes(1536, 1536)) < webhook_max_bytes(65536) < 32 * 2**20
+    # The largest draft dominates: a 2048² RGBA tile and its 2048² colour map, ~39 MB as data URLs
+    # (a diffusion quality's three 1536² images come to ~28 MB).
+    draft = data_url_bytes(png_worst_case_bytes(2048, 2048, channels=4)) + data_url_bytes(
+        png_worst_case_bytes(2048, 2048)
+    )
+    assert (
+        3 * data_url_bytes(png_worst_case_bytes(1536, 1536)) < draft < webhook_max_bytes(65536) < 48 * 2**20
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,6 @@
-"""The `draft` image: the colour map with a little granule relief, and no diffusion model.
+"""The previous `draft` image (before plitka.render), kept only for bench/draft_render.py's side by side.
+
+It was the colour map with a little granule relief, and no diffusion model.
 
 Relief is a per-pixel brightness factor (chip-to-chip variation, darker chip edges, fine grain).
 Scaling brightness can move a pixel towards another requested colour (white shaded darker
@@ -23,7 +25,7 @@ FACTOR_LIMITS = (0.6, 1.3)
 FACTOR_STEP = 0.005
 
 
-def shade_granules(colormap: ColorMap, seed: int) -> np.ndarray:
+def flat_draft(colormap: ColorMap, seed: int) -> np.ndarray:
     """(H, W, 3) uint8 draft render of `colormap`; background pixels stay untouched."""
     rng = np.random.default_rng([seed, 1])
     chip_ids = colormap.chip_ids

@@ -1,0 +1,115 @@
+"""`shot`, `light`, `background` and `overrides.init_image`: how the picture is taken (DESIGN §2, §10).
+
+The CPU renderer (`draft`) takes every shot, light and background; the diffusion qualities render
+the `top` framing on white only. `check_render_applicability` is the one place that says so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from plitka.problems import Problem, parse_choice, show
+
+SHOTS = ("top", "perspective", "macro", "floor")
+LIGHT_NAMES = ("studio", "daylight")
+BACKGROUND_WORDS = ("white", "transparent")
+INIT_IMAGES = ("colormap", "render")
+RENDER_KEYS = ("shot", "light", "background")
+DRAFT_MAX_SIZE = 2048
+DIFFUSION_MAX_SIZE = 1536
+_HEX = re.compile(r"#[0-9A-Fa-f]{6}")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How the picture is taken; the defaults are the product-photo main image."""
+
+    shot: str = "top"
+    light: str = "studio"
+    background: str = "white"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"shot": self.shot, "light": self.light, "background": self.background}
+
+
+def parse_render_options(data: dict[str, Any], problems: list[Problem]) -> tuple[RenderOptions, set[str]]:
+    """The render fields of a request, and which of them the caller sent."""
+    sent = {key for key in RENDER_KEYS if data.get(key) is not None}
+    shot = parse_choice(data.get("shot"), "shot", SHOTS, "top", problems)
+    light = parse_choice(data.get("light"), "light", LIGHT_NAMES, "studio", problems)
+    background = _parse_background(data.get("background"), problems)
+    return RenderOptions(shot=shot, light=light, background=background), sent
+
+
+def _parse_background(value: Any, problems: list[Problem]) -> str:
+    if value is None:
+        return "white"
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in BACKGROUND_WORDS:
+            return word
+        if _HEX.fullmatch(value.strip()):
+            return value.strip().upper()
+    problems.append(
+        Problem(
+            "background",
+            f"must be one of white, transparent or a colour #RRGGBB, got {show(value)}.",
+            'send e.g. "white", "transparent" or "#F4F4F4".',
+        )
+    )
+    return "white"
+
+
+def check_render_applicability(
+    quality: str,
+    sent: set[str],
+    options: RenderOptions,
+    init_image: str | None,
+    width: int | None,
+    height: int | None,
+    problems: list[Problem],
+) -> None:
+    """Refuse render fields the quality cannot honour (nothing is silently ignored).
+
+    Diffusion qualities render the top view on white at most 1536 px; `init_image` chooses what
+    the diffusion starts from, so it means nothing to `draft`.
+    """
+    if quality == "draft":
+        if init_image is not None:
+            problems.append(
+                Problem(
+                    "overrides.init_image",
+                    'applies to the diffusion qualities (preview, standard, high), not to "draft".',
+                    "drop it, or ask for quality preview, standard or high.",
+                )
+            )
+        return
+    if options.shot != "top":
+        problems.append(
+            Problem(
+                "shot",
+                f'"{options.shot}" is rendered by quality "draft" only; "{quality}" renders shot "top".',
+                'send quality "draft" for this shot, or shot "top" (or leave it out).',
+            )
+        )
+    for key in ("light", "background"):
+        if key in sent:
+            problems.append(
+                Problem(
+                    key,
+                    f'is a setting of the CPU renderer (quality "draft"); "{quality}" cannot apply it.',
+                    f'drop "{key}", or send quality "draft".',
+                )
+            )
+    for key, value in (("width", width), ("height", height)):
+        if value is not None and value > DIFFUSION_MAX_SIZE:
+            problems.append(
+                Problem(
+                    f"overrides.{key}",
+                    f'{value} is above {DIFFUSION_MAX_SIZE}, the limit of quality "{quality}" '
+                    f'(only "draft" renders up to {DRAFT_MAX_SIZE}).',
+                    f'send at most {DIFFUSION_MAX_SIZE}, or quality "draft".',
+                )
+            )
