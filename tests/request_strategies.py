@@ -144,6 +144,8 @@ raw_requests = (
 
 form_inputs = st.fixed_dictionaries(
     {
+        # Every field Cog passes (new ones at their defaults), then the ones varied here.
+        **{name: st.just(default) for name, default in FORM_DEFAULTS.items()},
         **{f"color_{i}": st.sampled_from(["", "black", "white", "red", "sky blue"]) for i in range(1, 5)},
         **{f"proportion_{i}": st.sampled_from([0.0, 25.0, 40.0, 60.0, 100.0]) for i in range(1, 5)},
         "angle": st.floats(allow_nan=False).filter(math.isfinite) | st.just(FORM_DEFAULTS["angle"]),
