@@ -15,7 +15,7 @@ from plitka.diffusion_types import DEFAULT_STRENGTH, denoising_steps
 from plitka.params_colors import EXAMPLE_COLOR, ColorRequest, parse_colors
 from plitka.params_overrides import Overrides, parse_overrides
 from plitka.params_quality import condition_problems, given_fields, quality_problems
-from plitka.params_render import RENDER_KEYS, RenderOptions, check_render_applicability, parse_render_options
+from plitka.params_render import RENDER_KEYS, RenderOptions, check_render_values, parse_render_options
 from plitka.problems import (
     Problem,
     RequestError,
@@ -142,10 +142,8 @@ def parse_request(raw: str | dict[str, Any]) -> Request:
     seed, seed_source = _parse_seed(data.get("seed"), problems)
     granule = parse_choice(data.get("granule_size"), "granule_size", GRANULE_SIZES, "medium", problems)
     overrides = parse_overrides(data.get("overrides"), problems)
-    render, render_sent = parse_render_options(data, problems)
-    check_render_applicability(
-        quality, render_sent, render, overrides.init_image, overrides.width, overrides.height, problems
-    )
+    render = parse_render_options(data, problems)
+    check_render_values(quality, render, overrides.width, overrides.height, problems)
 
     fields = given_fields(data)
     problems += quality_problems(quality, fields)

@@ -23,6 +23,9 @@ from plitka.problems import Problem
 DIFFUSION_QUALITIES = ("preview", "standard", "high")
 ALL_QUALITIES = ("draft", *DIFFUSION_QUALITIES)
 NO_DIFFUSION = "draft draws the colour map with granule shading and runs no diffusion model"
+CPU_RENDERER_ONLY = (
+    "it is a setting of the CPU photo renderer; the diffusion qualities render the top view on white"
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,11 @@ APPLICABILITY: dict[str, Applicability] = {
     "overrides.color_lock": Applicability(
         DIFFUSION_QUALITIES, "draft images have the requested shares exactly; no colour lock runs"
     ),
+    "overrides.init_image": Applicability(
+        DIFFUSION_QUALITIES, "it chooses what the diffusion starts from, and draft runs no diffusion"
+    ),
+    "light": Applicability(("draft",), CPU_RENDERER_ONLY),
+    "background": Applicability(("draft",), CPU_RENDERER_ONLY),
 }
 
 

@@ -1,7 +1,9 @@
 """`shot`, `light`, `background` and `overrides.init_image`: how the picture is taken (DESIGN §2, §10).
 
 The CPU renderer (`draft`) takes every shot, light and background; the diffusion qualities render
-the `top` framing on white only. `check_render_applicability` is the one place that says so.
+the `top` framing on white only. Which keys a quality accepts at all (`light`, `background`,
+`overrides.init_image`) is a row of the one table in `params_quality.py`; the rules here depend on
+the values (`shot` other than `top`, sizes above the diffusion limit).
 """
 
 from __future__ import annotations
@@ -34,13 +36,12 @@ class RenderOptions:
         return {"shot": self.shot, "light": self.light, "background": self.background}
 
 
-def parse_render_options(data: dict[str, Any], problems: list[Problem]) -> tuple[RenderOptions, set[str]]:
-    """The render fields of a request, and which of them the caller sent."""
-    sent = {key for key in RENDER_KEYS if data.get(key) is not None}
+def parse_render_options(data: dict[str, Any], problems: list[Problem]) -> RenderOptions:
+    """The render fields of a request (defaults for those not sent)."""
     shot = parse_choice(data.get("shot"), "shot", SHOTS, "top", problems)
     light = parse_choice(data.get("light"), "light", LIGHT_NAMES, "studio", problems)
     background = _parse_background(data.get("background"), problems)
-    return RenderOptions(shot=shot, light=light, background=background), sent
+    return RenderOptions(shot=shot, light=light, background=background)
 
 
 def _parse_background(value: Any, problems: list[Problem]) -> str:
@@ -62,29 +63,12 @@ def _parse_background(value: Any, problems: list[Problem]) -> str:
     return "white"
 
 
-def check_render_applicability(
-    quality: str,
-    sent: set[str],
-    options: RenderOptions,
-    init_image: str | None,
-    width: int | None,
-    height: int | None,
-    problems: list[Problem],
+def check_render_values(
+    quality: str, options: RenderOptions, width: int | None, height: int | None, problems: list[Problem]
 ) -> None:
-    """Refuse render fields the quality cannot honour (nothing is silently ignored).
-
-    Diffusion qualities render the top view on white at most 1536 px; `init_image` chooses what
-    the diffusion starts from, so it means nothing to `draft`.
-    """
+    """Refuse render values the quality cannot honour (nothing is silently ignored): diffusion
+    qualities render the `top` shot at most 1536 px."""
     if quality == "draft":
-        if init_image is not None:
-            problems.append(
-                Problem(
-                    "overrides.init_image",
-                    'applies to the diffusion qualities (preview, standard, high), not to "draft".',
-                    "drop it, or ask for quality preview, standard or high.",
-                )
-            )
         return
     if options.shot != "top":
         problems.append(
@@ -94,15 +78,6 @@ def check_render_applicability(
                 'send quality "draft" for this shot, or shot "top" (or leave it out).',
             )
         )
-    for key in ("light", "background"):
-        if key in sent:
-            problems.append(
-                Problem(
-                    key,
-                    f'is a setting of the CPU renderer (quality "draft"); "{quality}" cannot apply it.',
-                    f'drop "{key}", or send quality "draft".',
-                )
-            )
     for key, value in (("width", width), ("height", height)):
         if value is not None and value > DIFFUSION_MAX_SIZE:
             problems.append(

@@ -24,7 +24,9 @@ DIFFUSION_OVERRIDES = {
     "negative_prompt": "blurry",
     "lora_scale": 0.5,
     "color_lock": 0.5,
+    "init_image": "render",
 }
+RENDERER_ONLY = {"light": "daylight", "background": "transparent"}
 
 
 def problems_of(raw) -> dict[str, str]:
@@ -91,7 +93,17 @@ def test_conditioning_scale_with_a_controlnet_is_accepted(angle, overrides):
 
 
 def test_every_override_with_no_effect_on_draft_is_in_the_table():
-    assert {key.removeprefix("overrides.") for key in APPLICABILITY} == set(DIFFUSION_OVERRIDES)
+    overrides = {key.removeprefix("overrides.") for key in APPLICABILITY if key.startswith("overrides.")}
+    assert overrides == set(DIFFUSION_OVERRIDES)
+    assert {key for key in APPLICABILITY if not key.startswith("overrides.")} == set(RENDERER_ONLY)
+
+
+@pytest.mark.parametrize(("key", "value"), RENDERER_ONLY.items())
+@pytest.mark.parametrize("quality", ["preview", "standard", "high"])
+def test_diffusion_refuses_each_cpu_renderer_setting(key, value, quality):
+    problems = problems_of({"colors": BW, "quality": quality, key: value})
+    assert list(problems) == [key]
+    assert problems[key].startswith(f'does not apply to quality "{quality}": ')
 
 
 @pytest.mark.parametrize(
