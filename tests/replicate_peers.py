@@ -15,21 +15,43 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 import requests
 from cog_server import decode_data_url
 
 
-class UploadServer:
+class LoopbackPeer:
+    """A threaded HTTP server on a free loopback port, serving `_handler()` while `running()`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    @contextmanager
+    def running(self) -> Iterator[Self]:
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+class UploadServer(LoopbackPeer):
     """Stores PUT bodies by file name and serves them back; `slow` names wait `delay_s` first."""
 
     def __init__(self, slow: tuple[str, ...] = (), delay_s: float = 0.0):
         self.files: dict[str, bytes] = {}
         self.completed: list[str] = []
         self.slow, self.delay_s = slow, delay_s
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/upload/"
+        super().__init__()
+        self.url = f"{self.origin}/upload/"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self
@@ -58,25 +80,14 @@ class UploadServer:
 
         return Handler
 
-    @contextmanager
-    def running(self) -> Iterator[UploadServer]:
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
 
-
-class WebhookReceiver:
+class WebhookReceiver(LoopbackPeer):
     """Collects webhook bodies in arrival order."""
 
     def __init__(self) -> None:
         self.events: list[dict] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/webhook"
+        super().__init__()
+        self.url = f"{self.origin}/webhook"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self
@@ -104,16 +115,6 @@ class WebhookReceiver:
                 return found
             time.sleep(0.05)
         raise AssertionError(f"no matching webhook within {timeout} s; got {len(self.events)} events")
-
-    @contextmanager
-    def running(self) -> Iterator[WebhookReceiver]:
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 def fetch_output(item: str) -> bytes:
