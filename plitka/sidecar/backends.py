@@ -182,7 +182,8 @@ class SQLiteBackend(CogServersBackend):
                 "start-up recovery failed; the dispatcher starts anyway and its watchdog takes over"
             )
         self.recovering = False
-        for client in self.clients:
+        # One loop per server on the board (each hosted slot is one; backends may expose fewer `clients`).
+        for client in self.board.clients:
             self._spawn(self.dispatcher.serve(client), f"dispatch {client.url}")
 
     def submitted(self, job_ids: list[int]) -> None:

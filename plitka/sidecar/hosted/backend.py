@@ -52,16 +52,6 @@ class HostedBackend(SQLiteBackend):
         self.clients = self.slots[:1]
         self._purges: set[asyncio.Task] = set()
 
-    async def _recover_then_dispatch(self) -> None:
-        await self.board.poll()
-        try:
-            await self.dispatcher.recover()
-        except Exception:
-            log.exception("start-up recovery failed; the dispatcher starts anyway")
-        self.recovering = False
-        for slot in self.slots:
-            self._spawn(self.dispatcher.serve(slot), f"dispatch {slot.url}")
-
     async def stop(self) -> None:
         for slot in self.slots:
             if slot.run is not None and slot.run.task is not None:
